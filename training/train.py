@@ -1,0 +1,147 @@
+"""Train a small CNN with an IsoMax+, IsoMax or SoftMax head on Fashion-MNIST, then export it,
+evaluate its OOD detection, and write its model folder, model card and manifest entry.
+
+    /usr/bin/python3 training/train.py --head isomaxplus --name fashion-mnist-isomaxplus --default
+
+See training/README.md for the exact commands that made the shipped models.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from data import (DEFAULT_FASHION_DIR, FASHION_MEAN, FASHION_STD, DataError,  # noqa: E402
+                  load_fashion, train_val_split)
+from isomax import HEADS, loss_for  # noqa: E402
+from net import Net  # noqa: E402
+
+VAL_SIZE = 5000
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, 28, 28) → float (N, 1, 28, 28) normalised exactly as the service does."""
+    x = torch.tensor(images, dtype=torch.float32).div_(255.0).unsqueeze(1)
+    return (x - FASHION_MEAN) / FASHION_STD
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
+    """Random horizontal flip and random translation by up to `pad` pixels (zero = background)."""
+    n = x.shape[0]
+    flip = torch.rand(n, generator=gen) < 0.5
+    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+    background = -FASHION_MEAN / FASHION_STD
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), value=background)
+    dx = torch.randint(0, 2 * pad + 1, (n, 1), generator=gen)
+    dy = torch.randint(0, 2 * pad + 1, (n, 1), generator=gen)
+    grid = torch.arange(28).unsqueeze(0)
+    rows, cols = (dy + grid).unsqueeze(2), (dx + grid).unsqueeze(1)
+    # One gather instead of a Python loop: out[i, 0, r, c] = padded[i, 0, dy_i + r, dx_i + c].
+    return padded[torch.arange(n).view(-1, 1, 1), 0, rows, cols].unsqueeze(1)
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, x: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+
+def train(args: argparse.Namespace) -> tuple[Net, dict]:
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    torch.set_num_threads(args.threads)
+    images, labels = load_fashion(args.data, "train")
+    train_idx, val_idx = train_val_split(len(images), VAL_SIZE, args.seed)
+    x_train, y_train = to_tensor(images[train_idx]), torch.from_numpy(labels[train_idx])
+    x_val, y_val = to_tensor(images[val_idx]), torch.from_numpy(labels[val_idx])
+
+    model = Net(args.head, width=args.width, feature_dim=args.feature_dim)
+    criterion = loss_for(args.head)
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
+                                weight_decay=args.weight_decay)
+    steps_per_epoch = len(x_train) // args.batch_size
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, epochs=args.epochs,
+                                                    steps_per_epoch=steps_per_epoch, pct_start=0.15)
+    gen = torch.Generator().manual_seed(args.seed)
+    start = time.time()
+    history = []
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        perm = torch.randperm(len(x_train), generator=gen)
+        total_loss, correct, seen = 0.0, 0, 0
+        for step in range(steps_per_epoch):
+            idx = perm[step * args.batch_size:(step + 1) * args.batch_size]
+            xb = augment(x_train[idx], gen) if args.augment else x_train[idx]
+            yb = y_train[idx]
+            logits = model(xb)
+            loss = criterion(logits, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total_loss += loss.item() * len(yb)
+            correct += (logits.argmax(1) == yb).sum().item()
+            seen += len(yb)
+        val_acc = (predict_logits(model, x_val).argmax(1) == y_val).float().mean().item()
+        elapsed = time.time() - start
+        history.append({"epoch": epoch, "loss": total_loss / seen, "train_acc": correct / seen,
+                        "val_acc": val_acc, "elapsed_s": elapsed})
+        log(f"epoch {epoch:2d}/{args.epochs}  loss {total_loss / seen:.4f}  train acc {correct / seen:.4f}  "
+            f"val acc {val_acc:.4f}  elapsed {elapsed:.0f}s")
+    info = {"train_seconds": time.time() - start, "history": history,
+            "n_train": len(train_idx), "n_val": len(val_idx), "val_indices": val_idx}
+    return model, info
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--head", required=True, help="isomaxplus | isomax | softmax")
+    p.add_argument("--name", help="model name (default fashion-mnist-<head>)")
+    p.add_argument("--version", default="1.0.0")
+    p.add_argument("--data", default=DEFAULT_FASHION_DIR, help="directory with the Fashion-MNIST IDX files")
+    p.add_argument("--models-dir", default=str(Path(__file__).resolve().parent.parent / "models"))
+    p.add_argument("--fixtures-dir", default=str(Path(__file__).resolve().parent.parent / "test" / "fixtures" / "parity"))
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--width", type=int, default=32)
+    p.add_argument("--feature-dim", type=int, default=128)
+    p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--score", help="decision score for the manifest (default: chosen from the OOD evidence)")
+    p.add_argument("--default", action="store_true", help="make this the manifest's default model")
+    p.add_argument("--no-write", action="store_true", help="train and evaluate only; write nothing")
+    args = p.parse_args(argv)
+    if args.head not in HEADS:
+        p.error(f"unknown head {args.head!r}: expected one of {', '.join(HEADS)}")
+    args.name = args.name or f"fashion-mnist-{args.head}"
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    command = "/usr/bin/python3 training/train.py " + " ".join(argv)
+    try:
+        model, info = train(args)
+        from publish import publish  # imported late: keeps `--help` and arg errors fast
+        publish(model, args, info, command)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
