@@ -1,0 +1,25 @@
+// Writes openapi/openapi.json from the route schemas (npm run openapi). test/openapi.test.ts
+// fails when the committed file differs from what the routes generate.
+import { writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { buildApp } from '../src/app.js'
+import { loadConfig } from '../src/config.js'
+import { loadManifest } from '../src/registry/load-manifest.js'
+
+export const OPENAPI_FILE = path.resolve(import.meta.dirname, '..', 'openapi', 'openapi.json')
+
+export async function generateOpenApi (): Promise<string> {
+  const config = loadConfig({ EXECUTION_PROVIDER: 'cpu', INFERENCE_WORKERS: '1', LOG_LEVEL: 'silent' })
+  const manifest = await loadManifest(path.resolve(import.meta.dirname, '..', 'models', 'manifest.json'))
+  const app = await buildApp({ config, manifest, logger: false })
+  try {
+    return JSON.stringify(app.swagger(), null, 2) + '\n'
+  } finally {
+    await app.close()
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.filename === path.resolve(process.argv[1])) {
+  writeFileSync(OPENAPI_FILE, await generateOpenApi())
+  process.stdout.write(`wrote ${OPENAPI_FILE}\n`)
+}

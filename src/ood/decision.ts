@@ -1,0 +1,54 @@
+// From one row of logits to what the API answers: prediction, top-k and the OOD decision.
+// Pure: no I/O, no Fastify; the route adds timings.
+import type { ModelEntry } from '../registry/manifest-schema.js'
+import { argmax, maxOf, score, softmax, type Logits } from './scores.js'
+import { conformalPValue } from './threshold.js'
+
+export interface TopKEntry {
+  label: string
+  classIndex: number
+  probability: number
+}
+
+export interface OodResult {
+  score: number
+  kind: ModelEntry['ood']['score']
+  threshold: number
+  reject: boolean
+  pValue?: number
+  minDistance?: number
+}
+
+export interface Decision {
+  label: string
+  classIndex: number
+  topK: TopKEntry[]
+  ood: OodResult
+}
+
+export function decide (model: Pick<ModelEntry, 'labels' | 'ood' | 'output'>, logits: Logits, k: number): Decision {
+  const probabilities = softmax(logits)
+  const order = Array.from(probabilities.keys()).sort((a, b) => (probabilities[b] as number) - (probabilities[a] as number))
+  const classIndex = argmax(logits)
+  const s = score(model.ood.score, logits)
+  const ood: OodResult = {
+    score: s,
+    kind: model.ood.score,
+    threshold: model.ood.threshold,
+    reject: s < model.ood.threshold
+  }
+  const calibration = model.ood.calibration.scores
+  if (calibration !== undefined && calibration.length > 0) ood.pValue = conformalPValue(calibration, s)
+  // Distance heads output −d: the nearest prototype is at distance −max(logits).
+  if (model.output.holds === 'negative-distances') ood.minDistance = -maxOf(logits)
+  return {
+    label: model.labels[classIndex] as string,
+    classIndex,
+    topK: order.slice(0, Math.min(k, order.length)).map((i) => ({
+      label: model.labels[i] as string,
+      classIndex: i,
+      probability: probabilities[i] as number
+    })),
+    ood
+  }
+}

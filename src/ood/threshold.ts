@@ -1,0 +1,31 @@
+// Threshold and conformal p-value from calibration scores (DESIGN.md § The method).
+
+/** k-th smallest score, k = ⌊(1 − tpr)(n + 1)⌋ clamped to [1, n]: accept when score ≥ δ. */
+export function thresholdAtTpr (scores: ArrayLike<number>, tpr: number): number {
+  if (scores.length === 0) throw new RangeError('thresholdAtTpr needs at least one score')
+  if (!(tpr > 0 && tpr < 1)) throw new RangeError(`tpr must be in (0, 1), got ${tpr}`)
+  const sorted = Float64Array.from(scores).sort()
+  const k = Math.min(sorted.length, Math.max(1, Math.floor((1 - tpr) * (sorted.length + 1))))
+  return sorted[k - 1] as number
+}
+
+/** Number of sorted values ≤ x (binary search). */
+export function countAtMost (sorted: ArrayLike<number>, x: number): number {
+  let lo = 0
+  let hi = sorted.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if ((sorted[mid] as number) <= x) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+/**
+ * Conformal p-value of a new score against n sorted calibration scores:
+ * (1 + #{cal ≤ s}) / (n + 1). Small = unusually low score for in-distribution data;
+ * P(p ≤ α) ≤ α for an exchangeable in-distribution input.
+ */
+export function conformalPValue (sortedCalibration: ArrayLike<number>, s: number): number {
+  return (1 + countAtMost(sortedCalibration, s)) / (sortedCalibration.length + 1)
+}

@@ -1,0 +1,70 @@
+// Every error leaves as `{ error: { code, message } }` with the right status. Client mistakes
+// (4xx) are logged at info without a stack; our own faults (5xx) at error with one.
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod'
+import { errorBody } from '../errors.js'
+import { SUPPORTED_MEDIA_TYPES } from '../preprocess/sniff.js'
+
+export interface ErrorHandlerOptions {
+  maxUploadBytes: number
+  maxFiles: number
+}
+
+interface Mapped { status: number, code: string, message: string }
+
+function mapError (err: FastifyError, req: FastifyRequest, opts: ErrorHandlerOptions): Mapped {
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const where = err.validationContext ?? 'request'
+    const details = err.validation.map((v) => {
+      const field = v.instancePath.replace(/^\//, '').replace(/\//g, '.') || where
+      return `${field}: ${v.message ?? 'invalid'}`
+    })
+    return { status: 400, code: 'ISOMAX_BAD_REQUEST', message: `invalid ${where}: ${details.join('; ')}` }
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': {
+      const type = req.headers['content-type'] ?? '(none)'
+      return {
+        status: 415,
+        code: 'ISOMAX_UNSUPPORTED_MEDIA_TYPE',
+        message: `Content-Type ${type} is not accepted; send ${SUPPORTED_MEDIA_TYPES.join(', ')} or multipart/form-data with an "image" field`
+      }
+    }
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+    case 'FST_REQ_FILE_TOO_LARGE':
+      return { status: 413, code: 'ISOMAX_PAYLOAD_TOO_LARGE', message: `the image is larger than ${opts.maxUploadBytes} bytes (MAX_UPLOAD_BYTES)` }
+    case 'FST_FILES_LIMIT':
+    case 'FST_PARTS_LIMIT':
+      return { status: 413, code: 'ISOMAX_TOO_MANY_FILES', message: `at most ${opts.maxFiles} images per request (MAX_FILES)` }
+    case 'FST_FIELDS_LIMIT':
+      return { status: 413, code: 'ISOMAX_TOO_MANY_FIELDS', message: 'too many form fields' }
+    case 'FST_INVALID_MULTIPART_CONTENT_TYPE':
+      return { status: 415, code: 'ISOMAX_UNSUPPORTED_MEDIA_TYPE', message: 'expected multipart/form-data' }
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+    case 'FST_ERR_CTP_EMPTY_TYPE':
+    case 'FST_ERR_CTP_INVALID_TYPE':
+      return { status: 400, code: 'ISOMAX_BAD_REQUEST', message: err.message }
+  }
+  const status = err.statusCode ?? 500
+  if (status >= 400 && status < 500) {
+    // Multipart framing errors from busboy ("Unexpected end of form") and the like.
+    const code = err.code?.startsWith('ISOMAX_') === true ? err.code : 'ISOMAX_BAD_REQUEST'
+    return { status, code, message: err.message }
+  }
+  if (err.code?.startsWith('ISOMAX_') === true) return { status, code: err.code, message: err.message }
+  return { status: 500, code: 'ISOMAX_INTERNAL', message: 'Internal server error' }
+}
+
+export default fp<ErrorHandlerOptions>(async function errorHandlerPlugin (app, opts) {
+  app.setErrorHandler(function (err: FastifyError, req: FastifyRequest, reply: FastifyReply) {
+    const mapped = mapError(err, req, opts)
+    if (mapped.status >= 500) req.log.error({ err }, mapped.message)
+    else req.log.info({ code: mapped.code, status: mapped.status }, mapped.message)
+    if (mapped.status === 503) void reply.header('retry-after', '1')
+    void reply.code(mapped.status).send(errorBody(mapped.code, mapped.message))
+  })
+  app.setNotFoundHandler(function (req, reply) {
+    void reply.code(404).send(errorBody('ISOMAX_NOT_FOUND', `route ${req.method} ${req.url.split('?')[0]} not found`))
+  })
+}, { name: 'error-handler' })

@@ -1,0 +1,144 @@
+// Prometheus metrics. One Registry per app instance: prom-client's global registry would make
+// the second app built in a process (tests, the bench) throw on duplicate names.
+import fp from 'fastify-plugin'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { LoadedModel } from '../registry/load-manifest.js'
+
+export interface ServiceMetrics {
+  registry: Registry
+  httpDuration: Histogram<'route' | 'method' | 'status_code'>
+  inferenceDuration: Histogram<'model'>
+  queueWait: Histogram<'model'>
+  batchSize: Histogram<'model'>
+  queueDepth: Gauge<'model'>
+  predictions: Counter<'model' | 'outcome'>
+  oodScore: Histogram<'model'>
+  oodPValue: Histogram<'model'>
+  modelsLoaded: Gauge
+  modelProvider: Gauge<'model' | 'provider'>
+  inferenceWorkers: Gauge
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: ServiceMetrics
+  }
+}
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+/**
+ * Score buckets at the quantiles of each model's calibration scores (plus its threshold), so a
+ * shift of live traffic against calibration — drift — shows as mass moving between buckets.
+ */
+export function oodScoreBuckets (models: Iterable<LoadedModel>): number[] {
+  const levels = [0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99]
+  const edges = new Set<number>()
+  for (const m of models) {
+    edges.add(m.ood.threshold)
+    const s = m.ood.calibration.scores
+    if (s === undefined || s.length === 0) continue
+    for (const q of levels) edges.add(s[Math.min(s.length - 1, Math.floor(q * s.length))] as number)
+  }
+  const sorted = [...edges].filter(Number.isFinite).sort((a, b) => a - b)
+  return sorted.length > 0 ? sorted : [0]
+}
+
+export interface MetricsOptions {
+  models: LoadedModel[]
+}
+
+export default fp<MetricsOptions>(async function metricsPlugin (app, opts) {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+  // prom-client exports these gauges with a counter's `_total` suffix, which promtool's lint
+  // rejects; the same numbers stay available, by type, as nodejs_active_{handles,requests,resources}.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(name)
+  }
+  const metrics: ServiceMetrics = {
+    registry,
+    httpDuration: new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'HTTP request duration by route template, method and status code',
+      labelNames: ['route', 'method', 'status_code'],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry]
+    }),
+    inferenceDuration: new Histogram({
+      name: 'isomax_inference_duration_seconds',
+      help: 'ONNX Runtime time per batch, by model',
+      labelNames: ['model'],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry]
+    }),
+    queueWait: new Histogram({
+      name: 'isomax_queue_wait_seconds',
+      help: 'Time a request waited in its model\'s batch queue',
+      labelNames: ['model'],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry]
+    }),
+    batchSize: new Histogram({
+      name: 'isomax_batch_size',
+      help: 'Images per inference batch, by model',
+      labelNames: ['model'],
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+      registers: [registry]
+    }),
+    queueDepth: new Gauge({
+      name: 'isomax_queue_depth',
+      help: 'Requests waiting in each model\'s batch queue',
+      labelNames: ['model'],
+      registers: [registry]
+    }),
+    predictions: new Counter({
+      name: 'isomax_predictions_total',
+      help: 'Classified images by model and OOD outcome (accepted or rejected)',
+      labelNames: ['model', 'outcome'],
+      registers: [registry]
+    }),
+    oodScore: new Histogram({
+      name: 'isomax_ood_score',
+      help: 'Decision score of each classified image; bucket edges are calibration quantiles (drift signal)',
+      labelNames: ['model'],
+      buckets: oodScoreBuckets(opts.models),
+      registers: [registry]
+    }),
+    oodPValue: new Histogram({
+      name: 'isomax_ood_p_value',
+      help: 'Conformal p-value of each classified image; uniform on in-distribution traffic',
+      labelNames: ['model'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9],
+      registers: [registry]
+    }),
+    modelsLoaded: new Gauge({
+      name: 'isomax_models_loaded',
+      help: 'Models loaded and warmed up',
+      registers: [registry]
+    }),
+    modelProvider: new Gauge({
+      name: 'isomax_model_provider',
+      help: 'Execution provider each model runs on (1 = this one)',
+      labelNames: ['model', 'provider'],
+      registers: [registry]
+    }),
+    inferenceWorkers: new Gauge({
+      name: 'isomax_inference_workers',
+      help: 'Inference worker threads running',
+      registers: [registry]
+    })
+  }
+  for (const m of opts.models) {
+    metrics.queueDepth.set({ model: m.name }, 0)
+    for (const outcome of ['accepted', 'rejected']) metrics.predictions.inc({ model: m.name, outcome }, 0)
+  }
+  app.decorate('metrics', metrics)
+  app.addHook('onResponse', async (req, reply) => {
+    metrics.httpDuration.observe({
+      route: req.routeOptions.url ?? 'unmatched',
+      method: req.method,
+      status_code: String(reply.statusCode)
+    }, reply.elapsedTime / 1000)
+  })
+}, { name: 'metrics' })

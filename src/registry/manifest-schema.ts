@@ -1,0 +1,72 @@
+// The manifest contract (DESIGN.md § Contracts): written by training/publish.py, rewritten
+// (OOD block only) by `npm run calibrate`, read by the service at start.
+import { z } from 'zod'
+
+export const SCORE_KINDS = ['mds', 'entropic', 'msp', 'maxlogit', 'energy'] as const
+export type ScoreKind = typeof SCORE_KINDS[number]
+
+const finite = z.number().refine(Number.isFinite, 'expected a finite number')
+
+export const InputSpecSchema = z.object({
+  name: z.string().min(1),
+  layout: z.literal('NCHW'),
+  channels: z.union([z.literal(1), z.literal(3)]),
+  height: z.number().int().min(1).max(4096),
+  width: z.number().int().min(1).max(4096),
+  mean: z.array(finite).min(1),
+  std: z.array(finite.refine((v) => v > 0, 'std must be > 0')).min(1),
+  // How a differently-shaped image is brought to height × width (sharp's resize `fit`).
+  fit: z.enum(['fill', 'contain', 'cover', 'inside', 'outside']).default('fill'),
+  colour: z.enum(['grey', 'rgb'])
+}).strict().refine((s) => s.mean.length === s.channels && s.std.length === s.channels, {
+  message: 'mean and std need one value per channel',
+  path: ['mean']
+})
+
+export const CalibrationSchema = z.object({
+  targetTpr: z.number().gt(0).lt(1),
+  achievedTpr: z.number().min(0).max(1),
+  n: z.number().int().min(1),
+  data: z.string().min(1),
+  dataSha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  date: z.string().min(1),
+  tool: z.string().min(1),
+  toolVersion: z.string().optional(),
+  // A compact, sorted sample (quantiles) of calibration scores, for conformal p-values.
+  scores: z.array(finite).optional()
+}).strict()
+
+export const OodSchema = z.object({
+  score: z.enum(SCORE_KINDS),
+  threshold: finite,
+  calibration: CalibrationSchema
+}).strict()
+
+export const ModelEntrySchema = z.object({
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'lower-case letters, digits, ".", "_" and "-"'),
+  version: z.string().min(1),
+  path: z.string().min(1),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lower-case hex digits'),
+  head: z.enum(['isomaxplus', 'isomax', 'softmax']),
+  input: InputSpecSchema,
+  output: z.object({
+    name: z.string().min(1),
+    holds: z.enum(['negative-distances', 'logits'])
+  }).strict(),
+  labels: z.array(z.string().min(1)).min(2),
+  ood: OodSchema,
+  batching: z.object({
+    maxBatchSize: z.number().int().min(1).max(4096),
+    maxQueueDelayMs: z.number().min(0).max(10_000)
+  }).strict()
+}).strict()
+
+export const ManifestSchema = z.object({
+  default: z.string().min(1),
+  models: z.array(ModelEntrySchema).min(1)
+}).strict()
+
+export type InputSpec = z.infer<typeof InputSpecSchema>
+export type ModelEntry = z.infer<typeof ModelEntrySchema>
+export type Manifest = z.infer<typeof ManifestSchema>
+export type OodSpec = z.infer<typeof OodSchema>

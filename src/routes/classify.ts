@@ -1,0 +1,92 @@
+// POST /classify (default model) and POST /models/:name/classify.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { ZodTypeProvider } from 'fastify-type-provider-zod'
+import type { z } from 'zod'
+import { BadRequestError, ModelNotFoundError } from '../errors.js'
+import { decide } from '../ood/decision.js'
+import { preprocess } from '../preprocess/preprocess.js'
+import type { LoadedModel } from '../registry/load-manifest.js'
+import { readImages } from './read-images.js'
+import { ClassifyQuerySchema, ClassifyResponseSchema, ErrorSchema, ModelParamsSchema, type ClassifyResultSchema } from './schemas.js'
+
+type ClassifyResult = z.infer<typeof ClassifyResultSchema>
+
+export interface ClassifyRouteOptions {
+  maxInputPixels: number
+  requestTimeoutMs: number
+}
+
+const round = (ms: number): number => Math.round(ms * 1000) / 1000
+
+const errorResponses = {
+  400: ErrorSchema.describe('No image, an empty or undecodable image, or a bad query parameter'),
+  404: ErrorSchema.describe('Unknown model'),
+  413: ErrorSchema.describe('Body over MAX_UPLOAD_BYTES, image over MAX_INPUT_PIXELS, or more than MAX_FILES images'),
+  415: ErrorSchema.describe('Content-Type not accepted, or an image format this service does not decode (SVG, PDF, GIF, ...)'),
+  503: ErrorSchema.describe('Overloaded, deadline passed in the queue, or shutting down; retry (see Retry-After)')
+}
+
+export default async function classifyRoutes (app: FastifyInstance, opts: ClassifyRouteOptions): Promise<void> {
+  const { engine, metrics } = app
+
+  async function classifyOne (model: LoadedModel, data: Buffer, what: string, topK: number, startedAt: number): Promise<ClassifyResult> {
+    const t0 = performance.now()
+    const { tensor } = await preprocess(data, model.input, { maxInputPixels: opts.maxInputPixels }, what)
+    const decodeMs = performance.now() - t0
+    const run = await engine.classifyTensor(model.name, tensor, opts.requestTimeoutMs)
+    const decision = decide(model, run.logits, topK)
+    metrics.queueWait.observe({ model: model.name }, run.queueMs / 1000)
+    metrics.predictions.inc({ model: model.name, outcome: decision.ood.reject ? 'rejected' : 'accepted' })
+    metrics.oodScore.observe({ model: model.name }, decision.ood.score)
+    if (decision.ood.pValue !== undefined) metrics.oodPValue.observe({ model: model.name }, decision.ood.pValue)
+    return {
+      model: model.name,
+      version: model.version,
+      ...decision,
+      batchSize: run.batchSize,
+      timings: {
+        decode: round(decodeMs),
+        queue: round(run.queueMs),
+        inference: round(run.inferenceMs),
+        total: round(performance.now() - startedAt)
+      }
+    }
+  }
+
+  async function handle (modelName: string, topK: number, req: FastifyRequest, reply: FastifyReply): Promise<ClassifyResult | ClassifyResult[]> {
+    const startedAt = performance.now() - reply.elapsedTime
+    const model = engine.model(modelName)
+    if (model === undefined) throw new ModelNotFoundError(modelName)
+    if (topK > model.labels.length) {
+      throw new BadRequestError(`invalid querystring: topK: must be at most ${model.labels.length}, the number of classes of "${model.name}"`)
+    }
+    const { images, multipart } = await readImages(req)
+    const results = await Promise.all(images.map(async (img) => await classifyOne(model, img.data, img.what, topK, startedAt)))
+    return multipart ? results : results[0] as ClassifyResult
+  }
+
+  const consumes = ['image/png', 'image/jpeg', 'image/webp', 'multipart/form-data']
+
+  app.withTypeProvider<ZodTypeProvider>().post('/classify', {
+    schema: {
+      summary: 'Classify an image with the default model',
+      description: 'Send one image as the raw body (Content-Type image/png, image/jpeg or image/webp) → one result; or multipart/form-data with one or more `image` file parts → an array of results, in order.',
+      tags: ['classify'],
+      consumes,
+      querystring: ClassifyQuerySchema,
+      response: { 200: ClassifyResponseSchema, ...errorResponses }
+    }
+  }, async (req, reply) => await handle(engine.manifest.defaultModel, req.query.topK, req, reply))
+
+  app.withTypeProvider<ZodTypeProvider>().post('/models/:name/classify', {
+    schema: {
+      summary: 'Classify an image with a named model',
+      description: 'As POST /classify, with the model chosen by name.',
+      tags: ['classify'],
+      consumes,
+      params: ModelParamsSchema,
+      querystring: ClassifyQuerySchema,
+      response: { 200: ClassifyResponseSchema, ...errorResponses }
+    }
+  }, async (req, reply) => await handle(req.params.name, req.query.topK, req, reply))
+}

@@ -1,0 +1,100 @@
+// Zod schemas of every request and response: they validate, serialise, type the handlers and
+// generate openapi/openapi.json, so the document cannot drift from the routes.
+import { z } from 'zod'
+import { SCORE_KINDS } from '../registry/manifest-schema.js'
+
+export const ErrorSchema = z.object({
+  error: z.object({
+    code: z.string().describe('Stable machine-readable code, e.g. ISOMAX_INVALID_IMAGE'),
+    message: z.string().describe('What was wrong, for a human')
+  })
+}).meta({ id: 'Error' })
+
+export const ClassifyQuerySchema = z.object({
+  topK: z.coerce.number().int().min(1).max(1000).default(3)
+    .describe('How many classes to list in topK (at most the number of labels)')
+}).strict()
+
+export const ModelParamsSchema = z.object({
+  name: z.string().min(1).max(200).describe('Model name, as listed by GET /models')
+})
+
+export const TopKSchema = z.object({
+  label: z.string(),
+  classIndex: z.number().int(),
+  probability: z.number().describe('softmax(logits) of the exported model')
+}).meta({ id: 'TopKEntry' })
+
+export const OodSchema = z.object({
+  score: z.number().describe('The decision score; higher = more in-distribution'),
+  kind: z.enum(SCORE_KINDS).describe('Which score decides: mds = −minimum distance, entropic = Σ p log p, msp, maxlogit, energy'),
+  threshold: z.number().describe('Calibrated on in-distribution data; reject when score < threshold'),
+  reject: z.boolean().describe('true = the input looks out-of-distribution: do not trust the label'),
+  pValue: z.number().optional().describe('Conformal p-value of the score against the calibration scores; small = unusual'),
+  minDistance: z.number().optional().describe('Distance to the nearest class prototype (distance-head models only)')
+}).meta({ id: 'OodResult' })
+
+export const TimingsSchema = z.object({
+  decode: z.number().describe('ms spent decoding and preprocessing the image'),
+  queue: z.number().describe('ms waiting in the batch queue'),
+  inference: z.number().describe('ms of ONNX Runtime for the batch this image ran in'),
+  total: z.number().describe('ms from request received to response ready')
+}).meta({ id: 'Timings' })
+
+export const ClassifyResultSchema = z.object({
+  model: z.string(),
+  version: z.string(),
+  label: z.string(),
+  classIndex: z.number().int(),
+  topK: z.array(TopKSchema),
+  ood: OodSchema,
+  batchSize: z.number().int().describe('How many images shared the inference batch'),
+  timings: TimingsSchema
+}).meta({ id: 'ClassifyResult' })
+
+export const ClassifyResponseSchema = z.union([
+  ClassifyResultSchema,
+  z.array(ClassifyResultSchema).describe('multipart/form-data: one result per `image` part, in order')
+])
+
+export const LiveSchema = z.object({ status: z.literal('live') })
+
+export const ReadySchema = z.object({
+  status: z.enum(['ready', 'not-ready']),
+  reason: z.string().optional(),
+  models: z.array(z.object({ name: z.string(), provider: z.enum(['cpu', 'cuda']).optional() }))
+}).meta({ id: 'Readiness' })
+
+export const ModelInfoSchema = z.object({
+  name: z.string(),
+  version: z.string(),
+  default: z.boolean(),
+  head: z.enum(['isomaxplus', 'isomax', 'softmax']),
+  labels: z.array(z.string()),
+  input: z.object({
+    name: z.string(),
+    layout: z.string(),
+    channels: z.number().int(),
+    height: z.number().int(),
+    width: z.number().int(),
+    mean: z.array(z.number()),
+    std: z.array(z.number()),
+    fit: z.string(),
+    colour: z.string()
+  }),
+  ood: z.object({
+    score: z.enum(SCORE_KINDS),
+    threshold: z.number(),
+    targetTpr: z.number(),
+    achievedTpr: z.number(),
+    calibrationN: z.number().int(),
+    calibrationDate: z.string()
+  }),
+  batching: z.object({ maxBatchSize: z.number().int(), maxQueueDelayMs: z.number() }),
+  provider: z.enum(['cpu', 'cuda'])
+}).meta({ id: 'ModelInfo' })
+
+export const ModelsResponseSchema = z.object({
+  default: z.string(),
+  models: z.array(ModelInfoSchema)
+})

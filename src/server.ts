@@ -1,0 +1,50 @@
+// Process entry point: config, logger, manifest, app, listen, and graceful shutdown.
+// Everything that can be wrong with the environment or the manifest is reported here, in one
+// message, before the port opens.
+import closeWithGrace from 'close-with-grace'
+import { pino } from 'pino'
+import { buildApp } from './app.js'
+import { ConfigError, loadConfig, type Config } from './config.js'
+import { loadManifest } from './registry/load-manifest.js'
+
+const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+
+async function main (): Promise<void> {
+  let config: Config
+  try {
+    config = loadConfig(process.env)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`isomax-serve: ${err.message}\n`)
+      process.exit(78) // EX_CONFIG
+    }
+    throw err
+  }
+  const logger = pino({ level: config.LOG_LEVEL, base: { service: 'isomax-serve', pid: process.pid } })
+
+  let app
+  try {
+    const manifest = await loadManifest(config.MODELS_MANIFEST)
+    logger.info({ manifest: manifest.file, models: [...manifest.models.keys()], default: manifest.defaultModel }, 'manifest loaded')
+    app = await buildApp({ config, manifest, logger })
+  } catch (err) {
+    logger.fatal({ code: (err as { code?: string }).code }, (err as Error).message)
+    process.exit(1)
+  }
+
+  // SIGTERM/SIGINT: readiness turns 503 at once; the server keeps serving for DRAIN_DELAY_MS so
+  // the load balancer sees it; then it stops accepting, finishes in-flight requests, releases
+  // the ONNX sessions and exits 0. Past SHUTDOWN_TIMEOUT_MS close-with-grace exits 1.
+  closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS, logger: { error: (m: string) => logger.error(m) } }, async ({ signal, err }) => {
+    if (err !== undefined) logger.error({ err }, 'closing after an uncaught error')
+    app.lifecycle.draining = true
+    logger.info({ signal, drainDelayMs: config.DRAIN_DELAY_MS }, 'draining: readiness now 503')
+    if (config.DRAIN_DELAY_MS > 0) await sleep(config.DRAIN_DELAY_MS)
+    await app.close()
+    logger.info('closed: in-flight requests finished and sessions released')
+  })
+
+  await app.listen({ port: config.PORT, host: config.HOST })
+}
+
+await main()

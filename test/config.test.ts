@@ -1,0 +1,29 @@
+import t from 'tap'
+import { ConfigError, loadConfig } from '../src/config.js'
+
+t.test('defaults for an empty environment', async (t) => {
+  const c = loadConfig({})
+  t.equal(c.PORT, 8080)
+  t.equal(c.HOST, '0.0.0.0')
+  t.equal(c.MODELS_MANIFEST, 'models/manifest.json')
+  t.equal(c.EXECUTION_PROVIDER, 'auto')
+  t.ok(c.INFERENCE_WORKERS >= 1)
+  t.equal(c.MAX_UPLOAD_BYTES, 10 * 1024 * 1024)
+})
+
+t.test('values are coerced from strings; empty means unset', async (t) => {
+  const c = loadConfig({ PORT: '9000', EXECUTION_PROVIDER: 'cuda', INFERENCE_WORKERS: '3', LOG_LEVEL: '' })
+  t.equal(c.PORT, 9000)
+  t.equal(c.EXECUTION_PROVIDER, 'cuda')
+  t.equal(c.INFERENCE_WORKERS, 3)
+  t.equal(c.LOG_LEVEL, 'info')
+})
+
+t.test('every bad variable is named with what it expected', async (t) => {
+  const err = t.throws(() => loadConfig({ PORT: 'eighty', EXECUTION_PROVIDER: 'tpu', INFERENCE_WORKERS: '0' })) as ConfigError
+  t.type(err, ConfigError)
+  t.equal(err.issues.length, 3)
+  t.match(err.message, /PORT: .*number/)
+  t.match(err.message, /EXECUTION_PROVIDER: .*"cpu".*"cuda".*"auto"/)
+  t.match(err.message, /INFERENCE_WORKERS: .*>=1/)
+})

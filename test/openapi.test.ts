@@ -1,0 +1,31 @@
+import { readFileSync } from 'node:fs'
+import SwaggerParser from '@apidevtools/swagger-parser'
+import t from 'tap'
+import { OPENAPI_FILE, generateOpenApi } from '../scripts/openapi.js'
+
+const committed = readFileSync(OPENAPI_FILE, 'utf8')
+
+t.test('openapi/openapi.json is what the routes generate (run `npm run openapi` if not)', async (t) => {
+  const generated = await generateOpenApi()
+  t.same(JSON.parse(committed), JSON.parse(generated))
+})
+
+t.test('it is a valid OpenAPI 3 document', async (t) => {
+  const api = await SwaggerParser.validate(JSON.parse(committed)) as any
+  t.equal(api.openapi.slice(0, 2), '3.')
+  const paths = Object.keys(api.paths).sort()
+  t.same(paths, ['/classify', '/health/live', '/health/ready', '/metrics', '/models', '/models/{name}/classify'])
+})
+
+t.test('the uploads are documented as binary bodies and a multipart form', async (t) => {
+  const doc = JSON.parse(committed)
+  for (const p of ['/classify', '/models/{name}/classify']) {
+    const body = doc.paths[p].post.requestBody
+    for (const type of ['image/png', 'image/jpeg', 'image/webp']) t.same(body.content[type].schema, { type: 'string', format: 'binary' }, `${p} ${type}`)
+    const form = body.content['multipart/form-data'].schema
+    t.same(form.required, ['image'])
+    t.same(form.properties.image.items, { type: 'string', format: 'binary' })
+    t.ok(doc.paths[p].post.parameters.some((q: { name: string, in: string }) => q.name === 'topK' && q.in === 'query'))
+    for (const status of ['200', '400', '413', '415', '503']) t.ok(doc.paths[p].post.responses[status], `${p} documents ${status}`)
+  }
+})

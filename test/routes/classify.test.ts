@@ -1,0 +1,126 @@
+import sharp from 'sharp'
+import t from 'tap'
+import { build } from '../helpers/build.js'
+import { bombPng, fixturePng, golden } from '../helpers/images.js'
+import { multipart } from '../helpers/multipart.js'
+
+const app = await build(t, { MAX_UPLOAD_BYTES: String(2 * 1024 * 1024) })
+const LABELS = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']
+
+const post = async (url: string, payload: Buffer | string | undefined, contentType?: string, headers: Record<string, string> = {}) =>
+  await app.inject({ method: 'POST', url, payload, headers: { ...(contentType !== undefined ? { 'content-type': contentType } : {}), ...headers } })
+
+t.test('a raw PNG gets the full result for the default model', async (t) => {
+  const res = await post('/classify', fixturePng(0), 'image/png')
+  t.equal(res.statusCode, 200)
+  const body = res.json()
+  t.equal(body.model, 'fashion-mnist-isomaxplus')
+  t.type(body.version, 'string')
+  t.equal(body.label, LABELS[golden.images[0]!.label], 'the first test image is an ankle boot')
+  t.equal(body.classIndex, golden.images[0]!.label)
+  t.equal(body.topK.length, 3)
+  t.equal(body.topK[0].label, body.label)
+  t.ok(body.topK[0].probability >= body.topK[1].probability && body.topK[1].probability >= body.topK[2].probability)
+  t.type(body.ood.score, 'number')
+  t.equal(body.ood.kind, body.ood.kind)
+  t.equal(body.ood.reject, body.ood.score < body.ood.threshold)
+  t.ok(body.ood.pValue > 0 && body.ood.pValue <= 1)
+  t.ok(body.ood.minDistance >= 0, 'distance head → minDistance present')
+  for (const k of ['decode', 'queue', 'inference', 'total']) t.type(body.timings[k], 'number')
+  t.ok(body.timings.total >= body.timings.decode)
+  t.match(res.headers['x-request-id'], /^[0-9a-f-]{36}$/, 'a request id is generated')
+})
+
+t.test('the same image as JPEG and WebP, and as a large RGB photo, gets the same label', async (t) => {
+  const png = fixturePng(1)
+  const expected = LABELS[golden.images[1]!.label]
+  const jpeg = await sharp(png).jpeg({ quality: 95 }).toBuffer()
+  const webp = await sharp(png).webp({ lossless: true }).toBuffer()
+  const rgbLarge = await sharp(png).resize(280, 280, { kernel: 'nearest' }).toColourspace('srgb').png().toBuffer()
+  for (const [type, data] of [['image/jpeg', jpeg], ['image/webp', webp], ['image/png', rgbLarge]] as const) {
+    const res = await post('/classify', data, type)
+    t.equal(res.statusCode, 200, type)
+    t.equal(res.json().label, expected, `${type} ${data.length} bytes`)
+  }
+})
+
+t.test('multipart with several images answers an array in order', async (t) => {
+  const form = multipart([0, 1, 2].map((i) => ({ field: 'image', filename: `img${i}.png`, contentType: 'image/png', data: fixturePng(i) })))
+  const res = await app.inject({ method: 'POST', url: '/classify?topK=2', ...form })
+  t.equal(res.statusCode, 200)
+  const body = res.json()
+  t.ok(Array.isArray(body))
+  t.same(body.map((r: { classIndex: number }) => r.classIndex), [0, 1, 2].map((i) => golden.images[i]!.label))
+  t.ok(body.every((r: { topK: unknown[] }) => r.topK.length === 2))
+})
+
+t.test('a named model; echoed request id; topK', async (t) => {
+  const res = await post('/models/fashion-mnist-softmax/classify?topK=10', fixturePng(2), 'image/png', { 'x-request-id': 'abc-123' })
+  t.equal(res.statusCode, 200)
+  const body = res.json()
+  t.equal(body.model, 'fashion-mnist-softmax')
+  t.equal(body.topK.length, 10)
+  const sum = body.topK.reduce((s: number, e: { probability: number }) => s + e.probability, 0)
+  t.ok(Math.abs(sum - 1) < 1e-6, 'all ten probabilities sum to 1')
+  t.notOk('minDistance' in body.ood, 'a softmax head has no prototype distance')
+  t.equal(res.headers['x-request-id'], 'abc-123')
+})
+
+const text = Buffer.from('this is definitely not an image\n')
+const truncated = fixturePng(3).subarray(0, 60)
+const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="28" height="28"><rect width="28" height="28"/></svg>')
+const pdf = Buffer.from('%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n')
+
+const badInputs: Array<{ name: string, req: () => Promise<Awaited<ReturnType<typeof post>>>, status: number, code: string, message?: RegExp }> = [
+  { name: 'no image at all', req: async () => await post('/classify', undefined), status: 400, code: 'ISOMAX_NO_IMAGE' },
+  { name: 'empty body', req: async () => await post('/classify', Buffer.alloc(0), 'image/png'), status: 400, code: 'ISOMAX_EMPTY_BODY' },
+  { name: 'text sent as image/png', req: async () => await post('/classify', text, 'image/png'), status: 400, code: 'ISOMAX_INVALID_IMAGE', message: /not a PNG, JPEG or WebP/ },
+  { name: 'truncated PNG', req: async () => await post('/classify', truncated, 'image/png'), status: 400, code: 'ISOMAX_INVALID_IMAGE', message: /could not be decoded/ },
+  { name: 'SVG content type', req: async () => await post('/classify', svg, 'image/svg+xml'), status: 415, code: 'ISOMAX_UNSUPPORTED_MEDIA_TYPE', message: /image\/svg\+xml is not accepted/ },
+  { name: 'SVG bytes sent as image/png', req: async () => await post('/classify', svg, 'image/png'), status: 415, code: 'ISOMAX_UNSUPPORTED_IMAGE_TYPE', message: /SVG/ },
+  { name: 'PDF content type', req: async () => await post('/classify', pdf, 'application/pdf'), status: 415, code: 'ISOMAX_UNSUPPORTED_MEDIA_TYPE' },
+  { name: 'PDF in a multipart form', req: async () => await app.inject({ method: 'POST', url: '/classify', ...multipart([{ field: 'image', filename: 'a.pdf', contentType: 'application/pdf', data: pdf }]) }), status: 415, code: 'ISOMAX_UNSUPPORTED_IMAGE_TYPE', message: /image 1 \(a\.pdf\) is PDF/ },
+  { name: 'GIF', req: async () => await post('/classify', await sharp(fixturePng(0)).gif().toBuffer(), 'image/png'), status: 415, code: 'ISOMAX_UNSUPPORTED_IMAGE_TYPE', message: /GIF/ },
+  { name: 'JSON', req: async () => await post('/classify', '{"image":"x"}', 'application/json'), status: 415, code: 'ISOMAX_UNSUPPORTED_MEDIA_TYPE' },
+  { name: 'text/plain', req: async () => await post('/classify', 'hello', 'text/plain'), status: 415, code: 'ISOMAX_UNSUPPORTED_MEDIA_TYPE' },
+  { name: 'body over MAX_UPLOAD_BYTES', req: async () => await post('/classify', Buffer.concat([fixturePng(0), Buffer.alloc(3 * 1024 * 1024)]), 'image/png'), status: 413, code: 'ISOMAX_PAYLOAD_TOO_LARGE' },
+  { name: 'multipart file over MAX_UPLOAD_BYTES', req: async () => await app.inject({ method: 'POST', url: '/classify', ...multipart([{ field: 'image', filename: 'big.png', data: Buffer.alloc(3 * 1024 * 1024) }]) }), status: 413, code: 'ISOMAX_PAYLOAD_TOO_LARGE' },
+  { name: 'unknown model', req: async () => await post('/models/nope/classify', fixturePng(0), 'image/png'), status: 404, code: 'ISOMAX_MODEL_NOT_FOUND', message: /"nope"/ },
+  { name: 'topK=0', req: async () => await post('/classify?topK=0', fixturePng(0), 'image/png'), status: 400, code: 'ISOMAX_BAD_REQUEST', message: /topK/ },
+  { name: 'topK=abc', req: async () => await post('/classify?topK=abc', fixturePng(0), 'image/png'), status: 400, code: 'ISOMAX_BAD_REQUEST', message: /topK/ },
+  { name: 'topK=1.5', req: async () => await post('/classify?topK=1.5', fixturePng(0), 'image/png'), status: 400, code: 'ISOMAX_BAD_REQUEST', message: /topK/ },
+  { name: 'topK above the class count', req: async () => await post('/classify?topK=11', fixturePng(0), 'image/png'), status: 400, code: 'ISOMAX_BAD_REQUEST', message: /topK: must be at most 10/ },
+  { name: 'multipart without an image field', req: async () => await app.inject({ method: 'POST', url: '/classify', ...multipart([{ field: 'note', data: 'hi' }]) }), status: 400, code: 'ISOMAX_NO_IMAGE' },
+  { name: 'multipart file under another field name', req: async () => await app.inject({ method: 'POST', url: '/classify', ...multipart([{ field: 'photo', filename: 'x.png', data: fixturePng(0) }]) }), status: 400, code: 'ISOMAX_BAD_REQUEST', message: /"photo"/ },
+  { name: 'unknown route', req: async () => await app.inject({ method: 'GET', url: '/nope' }), status: 404, code: 'ISOMAX_NOT_FOUND' }
+]
+
+for (const bad of badInputs) {
+  t.test(`bad input: ${bad.name} → ${bad.status} ${bad.code}`, async (t) => {
+    const res = await bad.req()
+    t.equal(res.statusCode, bad.status)
+    t.match(res.headers['content-type'], /application\/json/)
+    const body = res.json()
+    t.equal(body.error.code, bad.code)
+    t.type(body.error.message, 'string')
+    if (bad.message !== undefined) t.match(body.error.message, bad.message)
+  })
+}
+
+t.test('a decompression bomb (20000×20000 PNG) is refused from its header', async (t) => {
+  const bomb = bombPng(20000, 20000)
+  t.ok(bomb.length < 1024 * 1024, `the bomb is ${bomb.length} bytes on the wire`)
+  const before = process.memoryUsage().rss
+  const res = await post('/classify', bomb, 'image/png')
+  const grew = process.memoryUsage().rss - before
+  t.equal(res.statusCode, 413)
+  t.equal(res.json().error.code, 'ISOMAX_PIXEL_LIMIT_EXCEEDED')
+  t.match(res.json().error.message, /more than 40000000 pixels/)
+  t.ok(grew < 200 * 1024 * 1024, `RSS grew ${(grew / 1048576).toFixed(1)} MiB, far below the 400 MB the pixels would need`)
+})
+
+t.test('after all of that the server still classifies', async (t) => {
+  const res = await post('/classify', fixturePng(0), 'image/png')
+  t.equal(res.statusCode, 200)
+  t.equal(res.json().classIndex, golden.images[0]!.label)
+})
