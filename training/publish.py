@@ -116,6 +116,7 @@ def publish(model: torch.nn.Module, args: argparse.Namespace, info: dict, comman
     write_parity_fixture(model, test_x[pick], test_y[pick], to_tensor(test_x[pick]),
                          Path(args.fixtures_dir) / f"{args.name}.json", args.name)
 
+    write_split(info["val_indices"], args.seed)
     digest = sha256(onnx_path)
     today = dt.date.today().isoformat()
     entry = {
@@ -151,6 +152,18 @@ def publish(model: torch.nn.Module, args: argparse.Namespace, info: dict, comman
     write_json_atomic(manifest_path, manifest)
     write_card(model_dir / "README.md", args, info, ev, entry, command, val_acc, why, onnx_path)
     log(f"wrote {onnx_path}, {model_dir / 'README.md'} and the {args.name} entry of {manifest_path}")
+
+
+def write_split(val_indices, seed: int) -> None:
+    """The validation indices, so `npm run calibrate -- --data fashion-mnist:val` uses exactly
+    the images that training held out."""
+    path = Path(__file__).resolve().parent / "splits" / f"fashion-mnist-val-seed{seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "dataset": "Fashion-MNIST train (Debian dataset-fashion-mnist, train-images-idx3-ubyte)",
+        "seed": seed, "split": "validation",
+        "note": f"training/data.py train_val_split(60000, 5000, seed={seed}): held out from training; used for calibration",
+        "indices": [int(i) for i in val_indices]}))
 
 
 def print_table(ev: dict, head: str) -> None:

@@ -1,0 +1,107 @@
+// npm run calibrate -- --model NAME --data PATH [--tpr 0.95]
+//
+// Scores in-distribution data through the serving path and writes the model's threshold and
+// calibration record into the manifest (that model's OOD block only, atomically).
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import { loadConfig } from '../config.js'
+import { repoRoot } from '../datasets/repo-root.js'
+import { resolveDataset } from '../datasets/resolve.js'
+import { quantileSummary } from '../ood/quantiles.js'
+import { score } from '../ood/scores.js'
+import { thresholdAtTpr } from '../ood/threshold.js'
+import { SCORE_KINDS, type OodSpec, type ScoreKind } from '../registry/manifest-schema.js'
+import { loadManifest } from '../registry/load-manifest.js'
+import { updateOodBlock } from '../registry/update-manifest.js'
+import { parse, parseTpr, requireOption, UsageError } from './args.js'
+import { runCli } from './main.js'
+import { runDataset, startEngine, warnSkipped } from './run-dataset.js'
+
+const USAGE = `usage: npm run calibrate -- --model NAME --data PATH [--tpr 0.95] [--labels IDX] [--indices JSON] [--score KIND] [--manifest FILE] [--dry-run]
+  PATH: an image folder (flat, or one subfolder per class), an IDX image file, or a built-in set (fashion-mnist:val, fashion-mnist:test)`
+
+export interface CalibrationResult {
+  ood: OodSpec
+  skipped: number
+}
+
+function toolVersion (): string {
+  return (JSON.parse(readFileSync(path.join(repoRoot(), 'package.json'), 'utf8')) as { version: string }).version
+}
+
+export async function calibrate (argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<CalibrationResult> {
+  const args = parse(argv, {
+    model: { type: 'string' },
+    data: { type: 'string' },
+    tpr: { type: 'string' },
+    labels: { type: 'string' },
+    indices: { type: 'string' },
+    score: { type: 'string' },
+    manifest: { type: 'string' },
+    'dry-run': { type: 'boolean' },
+    quantiles: { type: 'string' }
+  }, USAGE)
+  const modelName = requireOption(args.model, 'model', USAGE)
+  const dataSpec = requireOption(args.data, 'data', USAGE)
+  const tpr = parseTpr(args.tpr)
+  if (args.score !== undefined && !(SCORE_KINDS as readonly string[]).includes(args.score)) {
+    throw new UsageError(`--score must be one of ${SCORE_KINDS.join(', ')}, got "${args.score}"`)
+  }
+  const config = loadConfig(env)
+  const manifestFile = args.manifest ?? config.MODELS_MANIFEST
+  const manifest = await loadManifest(manifestFile)
+  const model = manifest.models.get(modelName)
+  if (model === undefined) throw new UsageError(`model "${modelName}" is not in ${manifest.file} (it has: ${[...manifest.models.keys()].join(', ')})`)
+  const kind = (args.score ?? model.ood.score) as ScoreKind
+  if (kind === 'mds' && model.output.holds !== 'negative-distances') throw new UsageError(`--score mds needs a distance head; "${modelName}" outputs plain logits`)
+  const dataset = await resolveDataset(dataSpec, { labels: args.labels, indices: args.indices })
+
+  const engine = await startEngine({ ...manifest, models: new Map([[model.name, model]]) }, config)
+  let run
+  try {
+    run = await runDataset(engine, [model], dataset, `calibrate ${model.name}`, config)
+  } finally {
+    await engine.close(new Error('calibration finished'))
+  }
+  warnSkipped(run, dataSpec)
+  const logits = run.outputs.get(model.name)!.logits
+  const n = logits.length
+  if (n === 0) throw new UsageError(`${dataSpec}: none of the ${dataset.size} images could be read; the manifest is unchanged`)
+  const minimum = Math.ceil(1 / (1 - tpr)) - 1
+  if (n < minimum) throw new UsageError(`${dataSpec}: ${n} images are too few for TPR ${tpr} (need at least ${minimum}); the manifest is unchanged`)
+  const scores = logits.map((l) => score(kind, l))
+  const threshold = thresholdAtTpr(scores, tpr)
+  const achieved = scores.filter((s) => s >= threshold).length / n
+  const ood: OodSpec = {
+    score: kind,
+    threshold,
+    calibration: {
+      targetTpr: tpr,
+      achievedTpr: achieved,
+      n,
+      data: dataset.description,
+      dataSha256: run.sha256,
+      date: new Date().toISOString().slice(0, 10),
+      tool: 'isomax-serve calibrate',
+      toolVersion: toolVersion(),
+      scores: quantileSummary(scores, args.quantiles !== undefined ? Number(args.quantiles) : 1000)
+    }
+  }
+  if (args['dry-run'] !== true) await updateOodBlock(manifest.file, model.name, ood)
+  process.stdout.write([
+    `model            ${model.name} ${model.version}`,
+    `data             ${dataset.description}`,
+    `images           ${n} scored${run.skipped.count > 0 ? `, ${run.skipped.count} skipped (unreadable)` : ''} in ${run.seconds.toFixed(1)} s`,
+    `score            ${kind}`,
+    `threshold        ${threshold}  (the ⌊${(1 - tpr).toFixed(4)}·(n+1)⌋-th smallest score; reject when score < threshold)`,
+    `target TPR       ${tpr}`,
+    `achieved TPR     ${achieved.toFixed(4)} on the calibration data`,
+    args['dry-run'] === true ? 'manifest         unchanged (--dry-run)' : `manifest         ${manifest.file}: the OOD block of "${model.name}" rewritten`,
+    ''
+  ].join('\n'))
+  return { ood, skipped: run.skipped.count }
+}
+
+if (process.argv[1] !== undefined && import.meta.filename === path.resolve(process.argv[1])) {
+  await runCli('calibrate', async () => { await calibrate(process.argv.slice(2)) })
+}

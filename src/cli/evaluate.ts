@@ -1,0 +1,123 @@
+// npm run evaluate -- --model NAME[:SCORE] [--model ...] --id PATH --ood LABEL=PATH [--ood ...]
+//
+// OOD detection metrics for one or more models, computed through the serving path, printed
+// and written as JSON and Markdown.
+import { mkdirSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { loadConfig } from '../config.js'
+import { BUILTIN_OOD_SETS } from '../datasets/builtin.js'
+import { resolveDataset } from '../datasets/resolve.js'
+import { oodMetrics, rejectRate } from '../ood/metrics.js'
+import { argmax, score } from '../ood/scores.js'
+import { SCORE_KINDS, type ScoreKind } from '../registry/manifest-schema.js'
+import { loadManifest, type LoadedModel } from '../registry/load-manifest.js'
+import { parse, requireOption, UsageError } from './args.js'
+import { runCli } from './main.js'
+import { columnKey, markdownReport, textReport, type Column, type Report } from './report.js'
+import { runDataset, startEngine, warnSkipped } from './run-dataset.js'
+
+const USAGE = `usage: npm run evaluate -- --model NAME[:SCORE] [--model ...] --id PATH [--ood LABEL=PATH ...] [--builtin-ood] [--score KIND] [--out PREFIX]
+  PATH: an image folder, an IDX image file (--labels for the ID labels), or a built-in set
+  built-in OOD sets: ${BUILTIN_OOD_SETS.join(', ')}`
+
+function parseScore (s: string): ScoreKind {
+  if (!(SCORE_KINDS as readonly string[]).includes(s)) throw new UsageError(`unknown score "${s}": expected one of ${SCORE_KINDS.join(', ')}`)
+  return s as ScoreKind
+}
+
+export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<Report> {
+  const args = parse(argv, {
+    model: { type: 'string', multiple: true },
+    id: { type: 'string' },
+    labels: { type: 'string' },
+    indices: { type: 'string' },
+    ood: { type: 'string', multiple: true },
+    'builtin-ood': { type: 'boolean' },
+    score: { type: 'string' },
+    manifest: { type: 'string' },
+    out: { type: 'string' }
+  }, USAGE)
+  const modelArgs = requireOption(args.model, 'model', USAGE)
+  const idSpec = requireOption(args.id, 'id', USAGE)
+  const oodArgs = [...(args.ood ?? []), ...(args['builtin-ood'] === true ? BUILTIN_OOD_SETS : [])]
+  if (oodArgs.length === 0) throw new UsageError(`give at least one --ood LABEL=PATH (or --builtin-ood)\n${USAGE}`)
+  const override = args.score !== undefined ? parseScore(args.score) : undefined
+
+  const config = loadConfig(env)
+  const manifest = await loadManifest(args.manifest ?? config.MODELS_MANIFEST)
+  const columns: Column[] = []
+  const models: LoadedModel[] = []
+  for (const arg of modelArgs) {
+    const [name, kindText] = arg.split(':') as [string, string | undefined]
+    const model = manifest.models.get(name)
+    if (model === undefined) throw new UsageError(`model "${name}" is not in ${manifest.file} (it has: ${[...manifest.models.keys()].join(', ')})`)
+    const kind = kindText !== undefined ? parseScore(kindText) : override ?? model.ood.score
+    if (kind === 'mds' && model.output.holds !== 'negative-distances') throw new UsageError(`${arg}: mds needs a distance head; "${name}" outputs plain logits`)
+    if (!models.includes(model)) models.push(model)
+    columns.push({ model: name, version: model.version, score: kind, isManifestScore: kind === model.ood.score, threshold: model.ood.threshold })
+  }
+  const oodSpecs = oodArgs.map((a) => {
+    const eq = a.indexOf('=')
+    return eq > 0 ? { label: a.slice(0, eq), spec: a.slice(eq + 1) } : { label: a, spec: a }
+  })
+  // Resolve every data set before the engine starts: bad paths fail fast.
+  const idSet = await resolveDataset(idSpec, { labels: args.labels, indices: args.indices })
+  const oodSets = await Promise.all(oodSpecs.map(async (o) => ({ ...o, dataset: await resolveDataset(o.spec) })))
+
+  const engine = await startEngine({ ...manifest, models: new Map(models.map((m) => [m.name, m])) }, config)
+  try {
+    const idRun = await runDataset(engine, models, idSet, 'ID  ' + idSpec, config)
+    warnSkipped(idRun, idSpec)
+    if (idRun.outputs.get(models[0]!.name)!.logits.length === 0) throw new UsageError(`${idSpec}: none of its images could be read`)
+    const scoresOf = (run: typeof idRun, c: Column): number[] => run.outputs.get(c.model)!.logits.map((l) => score(c.score as ScoreKind, l))
+    const idScores = new Map(columns.map((c) => [columnKey(c), scoresOf(idRun, c)]))
+    const report: Report = {
+      generatedAt: new Date().toISOString(),
+      command: `npm run evaluate -- ${argv.join(' ')}`,
+      positiveClass: 'in-distribution',
+      inDistribution: { spec: idSpec, description: idSet.description, n: idRun.outputs.get(models[0]!.name)!.logits.length, skipped: idRun.skipped.count },
+      accuracy: {},
+      columns,
+      oodSets: [],
+      results: {},
+      idRejectRate: {}
+    }
+    for (const m of models) {
+      const out = idRun.outputs.get(m.name)!
+      const known = out.labels.map((l, i) => ({ l, i })).filter(({ l }) => l >= 0)
+      report.accuracy[m.name] = known.length === 0
+        ? null
+        : known.filter(({ l, i }) => argmax(out.logits[i]!) === l).length / known.length
+      const own = columns.find((c) => c.model === m.name && c.isManifestScore)
+      report.idRejectRate[m.name] = own !== undefined ? rejectRate(idScores.get(columnKey(own))!, m.ood.threshold) : rejectRate(out.logits.map((l) => score(m.ood.score, l)), m.ood.threshold)
+    }
+    for (const o of oodSets) {
+      const run = await runDataset(engine, models, o.dataset, 'OOD ' + o.label, config)
+      warnSkipped(run, o.label)
+      const n = run.outputs.get(models[0]!.name)!.logits.length
+      if (n === 0) throw new UsageError(`${o.spec}: none of its images could be read`)
+      report.oodSets.push({ label: o.label, spec: o.spec, description: o.dataset.description, n, skipped: run.skipped.count })
+      report.results[o.label] = {}
+      for (const c of columns) {
+        const ood = scoresOf(run, c)
+        report.results[o.label]![columnKey(c)] = {
+          ...oodMetrics(idScores.get(columnKey(c))!, ood),
+          rejectRateAtThreshold: c.isManifestScore ? rejectRate(ood, c.threshold) : null
+        }
+      }
+    }
+    const prefix = args.out ?? path.join('reports', 'evaluation')
+    mkdirSync(path.dirname(path.resolve(prefix)), { recursive: true })
+    writeFileSync(`${prefix}.json`, JSON.stringify(report, null, 2) + '\n')
+    writeFileSync(`${prefix}.md`, markdownReport(report))
+    process.stdout.write(textReport(report))
+    process.stdout.write(`\nwrote ${prefix}.json and ${prefix}.md\n`)
+    return report
+  } finally {
+    await engine.close(new Error('evaluation finished'))
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.filename === path.resolve(process.argv[1])) {
+  await runCli('evaluate', async () => { await evaluate(process.argv.slice(2)) })
+}

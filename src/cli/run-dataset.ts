@@ -1,0 +1,120 @@
+// Runs a data set through exactly what the server runs: preprocess() (sharp, the model's input
+// spec) and the engine's batchers and inference workers. No train/serve skew by construction.
+import { createHash } from 'node:crypto'
+import { Engine } from '../inference/engine.js'
+import { preprocess } from '../preprocess/preprocess.js'
+import type { LoadedManifest, LoadedModel } from '../registry/load-manifest.js'
+import type { Dataset, Sample } from '../datasets/types.js'
+import { progress } from './progress.js'
+import type { Config } from '../config.js'
+
+export interface ModelOutputs {
+  model: LoadedModel
+  /** n × classes logits, in data set order, unreadable images left out. */
+  logits: Float32Array[]
+  /** Class index per image, −1 when the source has no label the model knows. */
+  labels: number[]
+}
+
+export interface DatasetRun {
+  dataset: Dataset
+  outputs: Map<string, ModelOutputs>
+  skipped: { count: number, names: string[], reasons: string[] }
+  sha256: string
+  seconds: number
+}
+
+const slug = (s: string): string => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')
+
+function labelIndex (sample: Sample, model: LoadedModel): number {
+  if (sample.labelIndex !== undefined) return sample.labelIndex < model.labels.length ? sample.labelIndex : -1
+  if (sample.labelName === undefined) return -1
+  const exact = model.labels.indexOf(sample.labelName)
+  if (exact >= 0) return exact
+  // Folder names cannot hold "/" ("T-shirt/top"): match on a slug, or on a class number.
+  const bySlug = model.labels.findIndex((l) => slug(l) === slug(sample.labelName!))
+  if (bySlug >= 0) return bySlug
+  const n = Number(sample.labelName)
+  return Number.isInteger(n) && n >= 0 && n < model.labels.length ? n : -1
+}
+
+export async function startEngine (manifest: LoadedManifest, config: Config): Promise<Engine> {
+  return await Engine.start(manifest, {
+    provider: config.EXECUTION_PROVIDER,
+    workers: config.INFERENCE_WORKERS,
+    intraOpThreads: config.INTRA_OP_THREADS,
+    maxQueueSize: config.MAX_QUEUE_SIZE,
+    maxBatchSize: config.MAX_BATCH_SIZE,
+    maxQueueDelayMs: config.MAX_QUEUE_DELAY_MS
+  }, {
+    warn: (_obj, msg) => process.stderr.write(`warning: ${msg}\n`),
+    error: (obj, msg) => process.stderr.write(`error: ${msg} ${JSON.stringify(obj)}\n`)
+  })
+}
+
+export async function runDataset (engine: Engine, models: LoadedModel[], dataset: Dataset, label: string, config: Config): Promise<DatasetRun> {
+  const started = performance.now()
+  const hash = createHash('sha256')
+  const outputs = new Map<string, ModelOutputs>(models.map((m) => [m.name, { model: m, logits: [], labels: [] }]))
+  const skipped = { count: 0, names: [] as string[], reasons: [] as string[] }
+  const bar = progress(label, dataset.size)
+  // Keep the batchers fed without overrunning their bounded queues.
+  const window = Math.max(1, Math.min(config.MAX_QUEUE_SIZE, 128))
+  const inFlight = new Set<Promise<void>>()
+  const results: Array<Array<Float32Array | null> | null> = []
+  const labelsOf: number[][] = []
+  let index = 0
+
+  async function one (sample: Sample, i: number): Promise<void> {
+    try {
+      const tensors = new Map<string, Float32Array>()
+      const row: Array<Float32Array | null> = []
+      for (const m of models) {
+        // Models with the same input spec share one preprocessed tensor.
+        const key = JSON.stringify(m.input)
+        let tensor = tensors.get(key)
+        if (tensor === undefined) {
+          tensor = (await preprocess(sample.image, m.input, { maxInputPixels: config.MAX_INPUT_PIXELS }, sample.name)).tensor
+          tensors.set(key, tensor)
+        }
+        const run = await engine.classifyTensor(m.name, tensor, 600_000)
+        row.push(Float32Array.from(run.logits))
+      }
+      results[i] = row
+      labelsOf[i] = models.map((m) => labelIndex(sample, m))
+    } catch (err) {
+      results[i] = null
+      skipped.count++
+      if (skipped.names.length < 5) { skipped.names.push(sample.name); skipped.reasons.push((err as Error).message) }
+    } finally {
+      bar.tick()
+    }
+  }
+
+  for await (const sample of dataset.samples()) {
+    const img = sample.image
+    hash.update(img instanceof Uint8Array ? img : img.pixels)
+    const p = one(sample, index++)
+    inFlight.add(p)
+    void p.finally(() => inFlight.delete(p))
+    if (inFlight.size >= window) await Promise.race(inFlight)
+  }
+  await Promise.all(inFlight)
+  bar.done()
+  for (let i = 0; i < results.length; i++) {
+    const row = results[i]
+    if (row === null || row === undefined) continue
+    models.forEach((m, j) => {
+      const out = outputs.get(m.name)!
+      out.logits.push(row[j]!)
+      out.labels.push(labelsOf[i]![j]!)
+    })
+  }
+  return { dataset, outputs, skipped, sha256: hash.digest('hex'), seconds: (performance.now() - started) / 1000 }
+}
+
+export function warnSkipped (run: DatasetRun, label: string): void {
+  if (run.skipped.count === 0) return
+  const examples = run.skipped.names.map((n, i) => `${n} (${run.skipped.reasons[i]})`).join('; ')
+  process.stderr.write(`warning: ${label}: skipped ${run.skipped.count} unreadable image(s) of ${run.dataset.size}; first: ${examples}\n`)
+}

@@ -1,0 +1,103 @@
+// calibrate through the serving path: the threshold keeps ≥ the target TPR on the calibration
+// data and lands within ±1.5 points of it on a disjoint split; only that model's OOD block
+// changes; bad input leaves the manifest untouched.
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import t from 'tap'
+import { calibrate } from '../../src/cli/calibrate.js'
+import { builtinDataset } from '../../src/datasets/builtin.js'
+import { runDataset, startEngine } from '../../src/cli/run-dataset.js'
+import { loadConfig } from '../../src/config.js'
+import { score } from '../../src/ood/scores.js'
+import { loadManifest } from '../../src/registry/load-manifest.js'
+import { fashionTest, png } from '../helpers/data.js'
+import { copyModels } from '../helpers/manifest-copy.js'
+
+const env = { EXECUTION_PROVIDER: 'cpu', INFERENCE_WORKERS: '2', LOG_LEVEL: 'silent' }
+const MODEL = 'fashion-mnist-isomaxplus'
+
+t.test('calibrate on the validation split; check TPR on the test split', async (t) => {
+  const manifestFile = copyModels()
+  const before = JSON.parse(readFileSync(manifestFile, 'utf8'))
+  const { ood, skipped } = await calibrate(['--model', MODEL, '--data', 'fashion-mnist:val', '--manifest', manifestFile], env)
+  t.equal(skipped, 0)
+  t.equal(ood.calibration.n, 5000)
+  t.ok(ood.calibration.achievedTpr >= 0.95, `achieved TPR ${ood.calibration.achievedTpr} ≥ 0.95 on the calibration data`)
+  t.match(ood.calibration.dataSha256, /^[0-9a-f]{64}$/)
+  t.equal(ood.calibration.scores!.length, 1000)
+  t.equal(ood.calibration.tool, 'isomax-serve calibrate')
+
+  const after = JSON.parse(readFileSync(manifestFile, 'utf8'))
+  const i = after.models.findIndex((m: { name: string }) => m.name === MODEL)
+  t.same(after.models[i].ood, ood, 'the new OOD block is in the manifest')
+  after.models[i].ood = before.models[i].ood
+  t.same(after, before, 'nothing else in the manifest changed')
+
+  // Disjoint in-distribution data: the 10,000 test images, through the same engine.
+  const manifest = await loadManifest(manifestFile)
+  const model = manifest.models.get(MODEL)!
+  const config = loadConfig(env)
+  const engine = await startEngine(manifest, config)
+  t.teardown(async () => await engine.close(new Error('done')))
+  const run = await runDataset(engine, [model], (await builtinDataset('fashion-mnist:test'))!, 'test split', config)
+  const scores = run.outputs.get(MODEL)!.logits.map((l) => score(model.ood.score, l))
+  const tpr = scores.filter((s) => s >= model.ood.threshold).length / scores.length
+  t.comment(`TPR on the calibration split ${ood.calibration.achievedTpr.toFixed(4)}, on the disjoint test split ${tpr.toFixed(4)}`)
+  t.ok(Math.abs(tpr - 0.95) <= 0.015, `test-split TPR ${tpr} within ±1.5 points of 0.95`)
+})
+
+t.test('an image folder with unreadable files: they are skipped, counted and named', async (t) => {
+  const manifestFile = copyModels()
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'isomax-calib-'))
+  const images = await fashionTest(60)
+  for (const [i, img] of images.entries()) writeFileSync(path.join(dir, `img-${String(i).padStart(3, '0')}.png`), await png(img.pixels))
+  writeFileSync(path.join(dir, 'broken.png'), 'not a png')
+  writeFileSync(path.join(dir, 'notes.txt'), 'hello')
+  const stderr: string[] = []
+  const write = process.stderr.write.bind(process.stderr)
+  process.stderr.write = ((chunk: string) => { stderr.push(String(chunk)); return true }) as typeof process.stderr.write
+  let result
+  try {
+    result = await calibrate(['--model', MODEL, '--data', dir, '--tpr', '0.9', '--manifest', manifestFile], env)
+  } finally {
+    process.stderr.write = write
+  }
+  t.equal(result.skipped, 2)
+  t.equal(result.ood.calibration.n, 60)
+  t.equal(result.ood.calibration.targetTpr, 0.9)
+  t.ok(result.ood.calibration.achievedTpr >= 0.9)
+  const warning = stderr.join('').split('\n').find((l) => l.startsWith('warning: ') && l.includes('skipped'))
+  t.match(warning, /skipped 2 unreadable image\(s\) of 62; first: broken\.png \(.*\); notes\.txt/)
+})
+
+t.test('bad input: a clear error and the manifest untouched', async (t) => {
+  const manifestFile = copyModels()
+  const original = readFileSync(manifestFile)
+  const empty = mkdtempSync(path.join(os.tmpdir(), 'isomax-empty-'))
+  const junk = mkdtempSync(path.join(os.tmpdir(), 'isomax-junk-'))
+  writeFileSync(path.join(junk, 'a.png'), 'nope')
+  const badIdx = path.join(mkdtempSync(path.join(os.tmpdir(), 'isomax-idx-')), 'images.idx')
+  writeFileSync(badIdx, Buffer.from([0x12, 0x34, 0x56, 0x78, 0, 0, 0, 0]))
+  mkdirSync(path.join(empty, 'nested-but-empty'))
+  const cases: Array<[string[], RegExp]> = [
+    [['--model', MODEL, '--data', '/no/such/folder'], /\/no\/such\/folder: no such file or directory/],
+    [['--model', MODEL, '--data', empty], /no image files found/],
+    [['--model', 'no-such-model', '--data', 'fashion-mnist:val'], /model "no-such-model" is not in .*manifest\.json \(it has: /],
+    [['--model', MODEL, '--data', badIdx], /bad magic number 0x12345678/],
+    [['--model', MODEL, '--data', junk], /none of the 1 images could be read; the manifest is unchanged/],
+    [['--model', MODEL], /missing --data/],
+    [['--model', MODEL, '--data', 'fashion-mnist:val', '--tpr', '1.5'], /--tpr must be a number between 0 and 1/],
+    [['--model', 'fashion-mnist-softmax', '--data', 'fashion-mnist:val', '--score', 'mds'], /mds needs a distance head/]
+  ]
+  const write = process.stderr.write.bind(process.stderr)
+  process.stderr.write = (() => true) as typeof process.stderr.write
+  try {
+    for (const [argv, message] of cases) {
+      await t.rejects(calibrate([...argv, '--manifest', manifestFile], env), { message }, argv.join(' '))
+    }
+  } finally {
+    process.stderr.write = write
+  }
+  t.same(readFileSync(manifestFile), original, 'the manifest is byte-for-byte unchanged')
+})
