@@ -2,6 +2,7 @@
 // spec) and the engine's batchers and inference workers. No train/serve skew by construction.
 import { createHash } from 'node:crypto'
 import { Engine } from '../inference/engine.js'
+import { engineOptions } from '../inference/engine-options.js'
 import { preprocess } from '../preprocess/preprocess.js'
 import type { LoadedManifest, LoadedModel } from '../registry/load-manifest.js'
 import type { Dataset, Sample } from '../datasets/types.js'
@@ -39,14 +40,7 @@ function labelIndex (sample: Sample, model: LoadedModel): number {
 }
 
 export async function startEngine (manifest: LoadedManifest, config: Config): Promise<Engine> {
-  return await Engine.start(manifest, {
-    provider: config.EXECUTION_PROVIDER,
-    workers: config.INFERENCE_WORKERS,
-    intraOpThreads: config.INTRA_OP_THREADS,
-    maxQueueSize: config.MAX_QUEUE_SIZE,
-    maxBatchSize: config.MAX_BATCH_SIZE,
-    maxQueueDelayMs: config.MAX_QUEUE_DELAY_MS
-  }, {
+  return await Engine.start(manifest, engineOptions(config), {
     warn: (_obj, msg) => process.stderr.write(`warning: ${msg}\n`),
     error: (obj, msg) => process.stderr.write(`error: ${msg} ${JSON.stringify(obj)}\n`)
   })
