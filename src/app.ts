@@ -10,6 +10,7 @@ import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, val
 import type { OpenAPIV3 } from 'openapi-types'
 import type { Config } from './config.js'
 import { patchDocument } from './openapi/document.js'
+import { engineOptions } from './inference/engine-options.js'
 import enginePlugin from './plugins/engine.js'
 import errorHandler from './plugins/error-handler.js'
 import lifecycle from './plugins/lifecycle.js'
@@ -52,7 +53,8 @@ export async function buildApp (opts: AppOptions): Promise<FastifyInstance> {
     requestTimeout: config.REQUEST_TIMEOUT_MS,
     // Drain: idle keep-alive sockets close at once; busy ones once their response is sent.
     forceCloseConnections: 'idle',
-    return503OnClosing: true,
+    // plugins/lifecycle.ts answers requests that arrive while closing, in the API's error format.
+    return503OnClosing: false,
     // Loading and warming every model can take longer than the 10 s default.
     pluginTimeout: 180_000
   }) as unknown as FastifyInstance
@@ -90,20 +92,13 @@ export async function buildApp (opts: AppOptions): Promise<FastifyInstance> {
   })
   await app.register(enginePlugin, {
     manifest,
-    engine: {
-      provider: config.EXECUTION_PROVIDER,
-      workers: config.INFERENCE_WORKERS,
-      intraOpThreads: config.INTRA_OP_THREADS,
-      maxQueueSize: config.MAX_QUEUE_SIZE,
-      maxBatchSize: config.MAX_BATCH_SIZE,
-      maxQueueDelayMs: config.MAX_QUEUE_DELAY_MS
-    }
+    engine: engineOptions(config)
   })
 
   await app.register(healthRoutes)
   await app.register(modelRoutes)
   await app.register(metricsRoutes)
-  await app.register(classifyRoutes, { maxInputPixels: config.MAX_INPUT_PIXELS, requestTimeoutMs: config.REQUEST_TIMEOUT_MS })
+  await app.register(classifyRoutes, { maxInputPixels: config.MAX_INPUT_PIXELS, requestTimeoutMs: config.REQUEST_TIMEOUT_MS, fastPath: config.PREPROCESS_FAST_PATH })
   await app.ready()
   return app
 }

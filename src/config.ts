@@ -21,7 +21,10 @@ const EnvSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: intFrom(100, 600_000).default(25_000),
   MAX_BATCH_SIZE: intFrom(1, 4096).optional(),
   MAX_QUEUE_DELAY_MS: z.coerce.number().min(0).max(10_000).optional(),
-  MAX_QUEUE_SIZE: intFrom(1, 1_000_000).default(256)
+  MAX_QUEUE_SIZE: intFrom(1, 1_000_000).default(256),
+  // The preprocessing fast paths (src/preprocess/png-fast.ts): on by default, off = sharp for
+  // every image (an escape hatch, and the "before" of docs/performance.md).
+  PREPROCESS_FAST_PATH: z.enum(['true', 'false', '1', '0']).default('true').transform((v) => v === 'true' || v === '1')
 })
 
 export type Config = z.infer<typeof EnvSchema>

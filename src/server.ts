@@ -20,7 +20,10 @@ async function main (): Promise<void> {
     }
     throw err
   }
-  const logger = pino({ level: config.LOG_LEVEL, base: { service: 'isomax-serve', pid: process.pid } })
+  // Asynchronous stdout with a bounded buffer: when the event loop is saturated (a storm of
+  // 503s) lines beyond 8 MiB are dropped instead of piling up in memory (docs/performance.md).
+  const destination = pino.destination({ dest: 1, sync: false, maxLength: 8 * 1024 * 1024 })
+  const logger = pino({ level: config.LOG_LEVEL, base: { service: 'isomax-serve', pid: process.pid } }, destination)
 
   let app
   try {
@@ -29,6 +32,7 @@ async function main (): Promise<void> {
     app = await buildApp({ config, manifest, logger })
   } catch (err) {
     logger.fatal({ code: (err as { code?: string }).code }, (err as Error).message)
+    destination.flushSync()
     process.exit(1)
   }
 
@@ -51,6 +55,7 @@ async function main (): Promise<void> {
       clearInterval(sweep)
     }
     logger.info('closed: in-flight requests finished and sessions released')
+    destination.flushSync() // close-with-grace exits right after this function
   })
 
   await app.listen({ port: config.PORT, host: config.HOST })

@@ -54,6 +54,10 @@ export class Batcher {
   private readonly queue: Pending[] = []
   private timer: unknown = null
   private timerAt = Infinity
+  // The earliest deadline in the queue (Infinity when empty), so that neither expiry nor the
+  // timer scans the whole queue on every request.
+  private earliestDeadline = Infinity
+  private inPreparation = 0
 
   constructor (
     readonly model: string,
@@ -67,34 +71,80 @@ export class Batcher {
     return this.queue.length
   }
 
+  /** Requests admitted by prepareAndSubmit() whose tensors are still being made. */
+  get preparing (): number {
+    return this.inPreparation
+  }
+
+  private overloaded (): Error {
+    const waiting = this.queue.length + this.inPreparation
+    return new OverloadedError(`model "${this.model}" has ${waiting} requests waiting (MAX_QUEUE_SIZE); retry shortly`)
+  }
+
   submit (tensor: Float32Array, timeoutMs: number): Promise<BatchResult> {
-    if (this.queue.length >= this.options.maxQueueSize) {
-      return Promise.reject(new OverloadedError(`model "${this.model}" has ${this.queue.length} requests queued (MAX_QUEUE_SIZE); retry shortly`))
+    if (this.queue.length + this.inPreparation >= this.options.maxQueueSize) return Promise.reject(this.overloaded())
+    return this.enqueue(tensor, this.clock.now() + timeoutMs)
+  }
+
+  /**
+   * Admission before the work: the request takes its place in the bound (queued + being
+   * prepared ≤ maxQueueSize) before `prepare` (decoding) runs, so an overloaded service answers
+   * 503 without decoding first, and the decoding stage cannot pile up behind a full queue.
+   * The deadline runs from admission.
+   */
+  async prepareAndSubmit (prepare: () => Promise<Float32Array> | Float32Array, timeoutMs: number): Promise<BatchResult> {
+    if (this.queue.length + this.inPreparation >= this.options.maxQueueSize) throw this.overloaded()
+    const deadline = this.clock.now() + timeoutMs
+    this.inPreparation++
+    let tensor: Float32Array
+    try {
+      tensor = await prepare()
+    } finally {
+      this.inPreparation--
     }
+    // Synchronously from here: the place reserved above becomes a place in the queue.
+    if (this.clock.now() >= deadline) {
+      throw new DeadlineExceededError(`request for model "${this.model}" passed its deadline before it could be queued`)
+    }
+    return await this.enqueue(tensor, deadline)
+  }
+
+  private enqueue (tensor: Float32Array, deadline: number): Promise<BatchResult> {
     return new Promise<BatchResult>((resolve, reject) => {
       const now = this.clock.now()
-      this.queue.push({ tensor, enqueuedAt: now, deadline: now + timeoutMs, resolve, reject })
+      this.queue.push({ tensor, enqueuedAt: now, deadline, resolve, reject })
+      if (deadline < this.earliestDeadline) this.earliestDeadline = deadline
       this.observer.onQueueDepth?.(this.queue.length)
       this.pump()
     })
   }
 
-  /** Dispatch every batch that is due and can be placed; arm a timer for the next one. */
-  pump (): void {
+  /**
+   * Dispatch every batch that is due and can be placed; arm a timer for the next one.
+   * `timerAt` is the time a firing timer was armed for: Node measures timers against the event
+   * loop's cached, whole-millisecond clock, so a 2 ms timer can fire when performance.now() says
+   * 1.4 ms have passed. Re-arming then would cost another millisecond or more (a lone request at
+   * c=1 would wait ~3 ms for a 2 ms delay); the timer's own clock decides instead.
+   */
+  pump (timerAt = -Infinity): void {
     const now = this.clock.now()
     this.expire(now)
+    const delayClock = Math.max(now, timerAt)
     while (this.queue.length > 0 && this.runner.idleCount > 0) {
       const oldest = this.queue[0] as Pending
       const full = this.queue.length >= this.options.maxBatchSize
-      const waited = now - oldest.enqueuedAt >= this.options.maxQueueDelayMs
+      const waited = delayClock - oldest.enqueuedAt >= this.options.maxQueueDelayMs
       if (!full && !waited) break
-      this.dispatch(this.queue.splice(0, this.options.maxBatchSize), now)
+      const batch = this.queue.splice(0, this.options.maxBatchSize)
+      this.recomputeEarliestDeadline()
+      this.dispatch(batch, now)
     }
     this.arm(now)
   }
 
   /** Fail (503) every queued request whose deadline has passed. */
   private expire (now: number): void {
+    if (now < this.earliestDeadline) return
     let kept = 0
     for (const p of this.queue) {
       if (p.deadline <= now) {
@@ -107,12 +157,19 @@ export class Batcher {
       this.queue.length = kept
       this.observer.onQueueDepth?.(kept)
     }
+    this.recomputeEarliestDeadline()
+  }
+
+  private recomputeEarliestDeadline (): void {
+    let earliest = Infinity
+    for (const p of this.queue) if (p.deadline < earliest) earliest = p.deadline
+    this.earliestDeadline = earliest
   }
 
   private arm (now: number): void {
     if (this.queue.length === 0) return this.disarm()
     const oldest = this.queue[0] as Pending
-    let at = Math.min(...this.queue.map((p) => p.deadline))
+    let at = this.earliestDeadline
     // The delay trigger only matters while a worker is free to take the batch; otherwise the
     // pool's 'idle' event pumps again.
     if (this.runner.idleCount > 0) at = Math.min(at, oldest.enqueuedAt + this.options.maxQueueDelayMs)
@@ -122,7 +179,7 @@ export class Batcher {
     this.timer = this.clock.setTimeout(() => {
       this.timer = null
       this.timerAt = Infinity
-      this.pump()
+      this.pump(at)
     }, Math.max(0, at - now))
   }
 
@@ -155,6 +212,7 @@ export class Batcher {
   /** Reject everything still queued (shutdown). */
   drain (err: Error): void {
     this.disarm()
+    this.earliestDeadline = Infinity
     for (const p of this.queue.splice(0)) p.reject(err)
   }
 }

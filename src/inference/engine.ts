@@ -2,7 +2,7 @@
 // It knows nothing of HTTP; routes and the CLI tools both call classifyTensor().
 import type { LoadedManifest, LoadedModel } from '../registry/load-manifest.js'
 import { Batcher, type BatchObserver, type BatchResult } from './batcher.js'
-import type { Provider, ProviderRequest } from './protocol.js'
+import type { Provider, ProviderRequest, WorkerInit } from './protocol.js'
 import { WorkerPool, type PoolLogger } from './worker-pool.js'
 
 export interface EngineOptions {
@@ -20,6 +20,22 @@ export interface EngineObserver {
   onQueueDepth?: (model: string, depth: number) => void
 }
 
+/** What every inference worker loads: the same for the engine and for the bench's ceilings. */
+export function workerInit (manifest: LoadedManifest, options: Pick<EngineOptions, 'provider' | 'intraOpThreads' | 'maxBatchSize'>): WorkerInit {
+  return {
+    provider: options.provider,
+    intraOpThreads: options.intraOpThreads,
+    models: [...manifest.models.values()].map((m) => ({
+      name: m.name,
+      onnxPath: m.onnxPath,
+      inputName: m.input.name,
+      outputName: m.output.name,
+      sampleShape: [m.input.channels, m.input.height, m.input.width],
+      warmupBatchSizes: [...new Set([1, options.maxBatchSize ?? m.batching.maxBatchSize])]
+    }))
+  }
+}
+
 export class Engine {
   private readonly batchers = new Map<string, Batcher>()
 
@@ -27,18 +43,7 @@ export class Engine {
 
   static async start (manifest: LoadedManifest, options: EngineOptions, log: PoolLogger, observer: EngineObserver = {}): Promise<Engine> {
     const models = [...manifest.models.values()]
-    const pool = new WorkerPool({
-      provider: options.provider,
-      intraOpThreads: options.intraOpThreads,
-      models: models.map((m) => ({
-        name: m.name,
-        onnxPath: m.onnxPath,
-        inputName: m.input.name,
-        outputName: m.output.name,
-        sampleShape: [m.input.channels, m.input.height, m.input.width],
-        warmupBatchSizes: [...new Set([1, options.maxBatchSize ?? m.batching.maxBatchSize])]
-      }))
-    }, options.workers, log)
+    const pool = new WorkerPool(workerInit(manifest, options), options.workers, log)
     await pool.start()
     const engine = new Engine(manifest, pool)
     for (const m of models) {
@@ -81,9 +86,21 @@ export class Engine {
   }
 
   async classifyTensor (model: string, tensor: Float32Array, timeoutMs: number): Promise<BatchResult> {
+    return await this.batcher(model).submit(tensor, timeoutMs)
+  }
+
+  /**
+   * Admit a request to the model's bounded queue, then make its tensor (`prepare`: decoding)
+   * and queue it. Overload is refused before any decoding (Batcher.prepareAndSubmit).
+   */
+  async classify (model: string, prepare: () => Promise<Float32Array> | Float32Array, timeoutMs: number): Promise<BatchResult> {
+    return await this.batcher(model).prepareAndSubmit(prepare, timeoutMs)
+  }
+
+  private batcher (model: string): Batcher {
     const batcher = this.batchers.get(model)
     if (batcher === undefined) throw new Error(`no batcher for model "${model}"`)
-    return await batcher.submit(tensor, timeoutMs)
+    return batcher
   }
 
   /** Test hook: make one worker die as if it had crashed. */

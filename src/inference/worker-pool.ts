@@ -38,7 +38,8 @@ export class WorkerPool extends EventEmitter {
   private closing = false
   private readonly warned = new Set<string>()
 
-  constructor (private readonly init: WorkerInit, private readonly size: number, private readonly log: PoolLogger) {
+  /** `workerUrl` is for tests, which put a stub in place of the ONNX Runtime worker. */
+  constructor (private readonly init: WorkerInit, private readonly size: number, private readonly log: PoolLogger, private readonly workerUrl: URL = WORKER_URL) {
     super()
   }
 
@@ -76,7 +77,7 @@ export class WorkerPool extends EventEmitter {
   }
 
   private async spawn (): Promise<void> {
-    const worker = new Worker(WORKER_URL, { workerData: this.init })
+    const worker = new Worker(this.workerUrl, { workerData: this.init })
     const slot: Slot = { worker, job: null, ready: false }
     this.slots.push(slot)
     await new Promise<void>((resolve, reject) => {

@@ -1,5 +1,6 @@
 // Every error leaves as `{ error: { code, message } }` with the right status. Client mistakes
-// (4xx) are logged at info without a stack; our own faults (5xx) at error with one.
+// (4xx) are logged at info without a stack, overload/drain 503s at warn without one, our own
+// faults (other 5xx) at error with one.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod'
@@ -59,9 +60,16 @@ function mapError (err: FastifyError, req: FastifyRequest, opts: ErrorHandlerOpt
 export default fp<ErrorHandlerOptions>(async function errorHandlerPlugin (app, opts) {
   app.setErrorHandler(function (err: FastifyError, req: FastifyRequest, reply: FastifyReply) {
     const mapped = mapError(err, req, opts)
-    if (mapped.status >= 500) req.log.error({ err }, mapped.message)
-    else req.log.info({ code: mapped.code, status: mapped.status }, mapped.message)
-    if (mapped.status === 503) void reply.header('retry-after', '1')
+    if (mapped.status === 503) {
+      // Overload and drain are expected under load: one short line, no stack. A stack per 503
+      // in a storm of them buffered ~180 MiB of log output in 30 s (docs/performance.md).
+      req.log.warn({ code: mapped.code, status: 503 }, mapped.message)
+      void reply.header('retry-after', '1')
+    } else if (mapped.status >= 500) {
+      req.log.error({ err }, mapped.message)
+    } else {
+      req.log.info({ code: mapped.code, status: mapped.status }, mapped.message)
+    }
     void reply.code(mapped.status).send(errorBody(mapped.code, mapped.message))
   })
   app.setNotFoundHandler(function (req, reply) {

@@ -1,9 +1,17 @@
 // One image (bytes) → one normalised Float32 CHW tensor for a model's input spec.
 // sharp does the decoding: failOn 'warning' rejects truncated/corrupt files, and
 // limitInputPixels is checked against the header before any pixel is allocated.
+// In front of sharp sit fast paths for inputs on which sharp's pipeline is an identity
+// (already at the model's size, already grey, nothing to flatten or orient): an 8-bit grey
+// PNG (png-fast.ts), a baseline JPEG with grey content (jpeg-fast.ts) and raw grey pixels.
+// They skip sharp's fixed per-call cost (about 1 ms against 20–70 µs; docs/performance.md)
+// and give the same tensors bit for bit; anything they do not vouch for goes to sharp,
+// errors included.
 import sharp from 'sharp'
 import { InvalidImageError, PixelLimitError, UnsupportedImageTypeError } from '../errors.js'
 import type { InputSpec } from '../registry/manifest-schema.js'
+import { decodeGreyJpeg } from './jpeg-fast.js'
+import { decodeGreyPng } from './png-fast.js'
 import { sniffImage, type SupportedFormat } from './sniff.js'
 import { hwcToNormalizedChw } from './to-tensor.js'
 
@@ -12,12 +20,18 @@ sharp.cache(false)
 
 export interface PreprocessLimits {
   maxInputPixels: number
+  /** Use the fast paths where they apply (default true); false = sharp for every image. */
+  fastPath?: boolean
 }
 
 export interface Preprocessed {
   tensor: Float32Array
   format: SupportedFormat | 'raw'
+  /** Which decoder produced the pixels: a fast path or sharp. */
+  decoder: FastDecoder | 'sharp'
 }
+
+export type FastDecoder = 'png-fast' | 'jpeg-fast' | 'raw-fast'
 
 /** Pixels already decoded (IDX datasets, generated OOD sets): skip only the decoder. */
 export interface RawImage {
@@ -47,9 +61,36 @@ function translateSharpError (err: Error, what: string, limits: PreprocessLimits
   return new InvalidImageError(`${what} could not be decoded: ${message.split('\n')[0]}`)
 }
 
+/**
+ * The fast paths: pixels for `spec` without sharp, or null when sharp must decide. Only for a
+ * one-channel grey model, an image already at its size, and a pixel limit it is within.
+ */
+export function fastPixels (input: Uint8Array | RawImage, format: SupportedFormat | 'raw', spec: InputSpec, limits: PreprocessLimits): { pixels: Uint8Array, decoder: FastDecoder } | null {
+  if (limits.fastPath === false || spec.colour !== 'grey' || spec.channels !== 1) return null
+  if (spec.width * spec.height > limits.maxInputPixels) return null
+  if (input instanceof Uint8Array) {
+    if (format === 'png') {
+      const pixels = decodeGreyPng(input, spec)
+      return pixels === null ? null : { pixels, decoder: 'png-fast' }
+    }
+    if (format === 'jpeg') {
+      const pixels = decodeGreyJpeg(input, spec)
+      return pixels === null ? null : { pixels, decoder: 'jpeg-fast' }
+    }
+    return null
+  }
+  if (input.channels !== 1 || input.width !== spec.width || input.height !== spec.height) return null
+  if (input.pixels.length !== spec.width * spec.height) return null
+  return { pixels: input.pixels, decoder: 'raw-fast' }
+}
+
 export async function preprocess (input: Uint8Array | RawImage, spec: InputSpec, limits: PreprocessLimits, what = 'image'): Promise<Preprocessed> {
   const raw = !(input instanceof Uint8Array)
   const format = raw ? 'raw' : requireSupportedImage(input, what)
+  const fast = fastPixels(input, format, spec, limits)
+  if (fast !== null) {
+    return { tensor: hwcToNormalizedChw(fast.pixels, spec.width, spec.height, 1, spec.mean, spec.std), format, decoder: fast.decoder }
+  }
   const source = raw
     ? sharp(input.pixels, { raw: { width: input.width, height: input.height, channels: input.channels } })
     : sharp(input, { failOn: 'warning', limitInputPixels: limits.maxInputPixels })
@@ -70,5 +111,5 @@ export async function preprocess (input: Uint8Array | RawImage, spec: InputSpec,
     throw new InvalidImageError(`${what} decoded to ${info.width}×${info.height}×${info.channels}, expected ${spec.width}×${spec.height}×${spec.channels}`)
   }
   const tensor = hwcToNormalizedChw(data, info.width, info.height, info.channels, spec.mean, spec.std)
-  return { tensor, format }
+  return { tensor, format, decoder: 'sharp' }
 }

@@ -14,6 +14,8 @@ type ClassifyResult = z.infer<typeof ClassifyResultSchema>
 export interface ClassifyRouteOptions {
   maxInputPixels: number
   requestTimeoutMs: number
+  /** Preprocessing fast paths (PREPROCESS_FAST_PATH); default on. */
+  fastPath?: boolean
 }
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000
@@ -28,12 +30,17 @@ const errorResponses = {
 
 export default async function classifyRoutes (app: FastifyInstance, opts: ClassifyRouteOptions): Promise<void> {
   const { engine, metrics } = app
+  const limits = { maxInputPixels: opts.maxInputPixels, fastPath: opts.fastPath ?? true }
 
   async function classifyOne (model: LoadedModel, data: Buffer, what: string, topK: number, startedAt: number): Promise<ClassifyResult> {
-    const t0 = performance.now()
-    const { tensor } = await preprocess(data, model.input, { maxInputPixels: opts.maxInputPixels }, what)
-    const decodeMs = performance.now() - t0
-    const run = await engine.classifyTensor(model.name, tensor, opts.requestTimeoutMs)
+    let decodeMs = 0
+    // Admission comes first: an overloaded model answers 503 without decoding the image.
+    const run = await engine.classify(model.name, async () => {
+      const t0 = performance.now()
+      const { tensor } = await preprocess(data, model.input, limits, what)
+      decodeMs = performance.now() - t0
+      return tensor
+    }, opts.requestTimeoutMs)
     const decision = decide(model, run.logits, topK)
     metrics.queueWait.observe({ model: model.name }, run.queueMs / 1000)
     metrics.predictions.inc({ model: model.name, outcome: decision.ood.reject ? 'rejected' : 'accepted' })

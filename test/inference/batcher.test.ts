@@ -9,7 +9,8 @@ class FakeClock implements Clock {
   private timers: Array<{ at: number, fn: () => void, id: number }> = []
   private nextId = 1
   now = (): number => this.t
-  setTimeout = (fn: () => void, ms: number): unknown => { const id = this.nextId++; this.timers.push({ at: this.t + ms, fn, id }); return id }
+  setTimeout = (fn: () => void, ms: number): unknown => this.setTimeoutAt(fn, this.t + ms)
+  setTimeoutAt (fn: () => void, at: number): unknown { const id = this.nextId++; this.timers.push({ at, fn, id }); return id }
   clearTimeout = (h: unknown): void => { this.timers = this.timers.filter((x) => x.id !== h) }
   advance (ms: number): void {
     const until = this.t + ms
@@ -161,4 +162,131 @@ t.test('drain rejects everything still queued', async (t) => {
   await t.rejects(queued, /shutting down/)
   runner.calls[0]!.finish()
   await running
+})
+
+t.test('several workers: batches go out in parallel, each caller gets its own row', async (t) => {
+  const { runner, batcher } = setup({ workers: 2, maxBatchSize: 2, maxQueueDelayMs: 1000 })
+  const all = [1, 2, 3, 4, 5].map((v) => batcher.submit(sample(v), 10_000))
+  t.same(runner.calls.map((c) => c.batch), [2, 2], 'two full batches, one per worker')
+  t.equal(batcher.depth, 1, 'the fifth waits for the delay or a full batch')
+  runner.calls[1]!.finish()
+  runner.calls[0]!.finish()
+  await flush()
+  const first = await Promise.all(all.slice(0, 4))
+  t.same(first.map((r) => r.logits[0]), [1, 2, 3, 4], 'results reach their callers whatever order batches finish in')
+  t.same(first.map((r) => r.logits[1]), [0, 1, 0, 1], 'row i of the batch goes to the i-th request in it')
+})
+
+t.test('delay trigger waits for a free worker, then takes everything that queued meanwhile', async (t) => {
+  const { clock, runner, batcher } = setup({ workers: 1, maxBatchSize: 8, maxQueueDelayMs: 5 })
+  const a = batcher.submit(sample(1), 10_000)
+  clock.advance(5)
+  t.equal(runner.calls.length, 1)
+  const rest = [2, 3, 4].map((v) => batcher.submit(sample(v), 10_000))
+  clock.advance(50)
+  t.equal(runner.calls.length, 1, 'overdue, but no worker is free: nothing leaves')
+  runner.calls[0]!.finish()
+  await flush()
+  t.equal(runner.calls.length, 2)
+  t.equal(runner.calls[1]!.batch, 3, 'the overdue requests leave together as soon as the worker frees up')
+  runner.calls[1]!.finish()
+  const r = await Promise.all([a, ...rest])
+  t.same(r.map((x) => x.queueMs), [5, 50, 50, 50])
+})
+
+t.test('queue depth is reported as it changes', async (t) => {
+  const { runner, batcher, depths } = setup({ workers: 1, maxBatchSize: 2, maxQueueDelayMs: 0 })
+  const all = [1, 2, 3].map((v) => batcher.submit(sample(v), 10_000))
+  t.same(depths, [1, 0, 1, 2], 'first leaves at once; two queue behind it')
+  runner.calls[0]!.finish(); await flush()
+  t.equal(depths.at(-1), 0)
+  runner.calls[1]!.finish()
+  await Promise.all(all)
+})
+
+t.test('deadlines: only the expired requests fail, the rest still run', async (t) => {
+  const { clock, runner, batcher } = setup({ workers: 1, maxBatchSize: 4, maxQueueDelayMs: 0 })
+  const busy = batcher.submit(sample(1), 10_000)
+  const short = batcher.submit(sample(2), 10)
+  const long = batcher.submit(sample(3), 1000)
+  clock.advance(10)
+  await t.rejects(short, { code: 'ISOMAX_DEADLINE_EXCEEDED' })
+  t.equal(batcher.depth, 1)
+  runner.calls[0]!.finish(); await flush()
+  t.equal(runner.calls[1]!.batch, 1)
+  runner.calls[1]!.finish()
+  t.equal((await long).logits[0], 3)
+  await busy
+})
+
+t.test('overload is decided before queueing: a full queue answers at once, then recovers', async (t) => {
+  const { runner, batcher } = setup({ workers: 1, maxBatchSize: 1, maxQueueDelayMs: 0, maxQueueSize: 1 })
+  const running = batcher.submit(sample(1), 10_000)
+  const queued = batcher.submit(sample(2), 10_000)
+  const refused = await Promise.allSettled([3, 4, 5].map(async (v) => await batcher.submit(sample(v), 10_000)))
+  t.ok(refused.every((r) => r.status === 'rejected' && (r.reason as { code: string }).code === 'ISOMAX_OVERLOADED'))
+  runner.calls[0]!.finish(); await flush()
+  const again = batcher.submit(sample(6), 10_000)
+  runner.calls[1]!.finish(); await flush()
+  runner.calls[2]!.finish()
+  t.same((await Promise.all([running, queued, again])).map((r) => r.logits[0]), [1, 2, 6])
+})
+
+t.test('a delay timer that fires early by the monotonic clock still dispatches (no second timer)', async (t) => {
+  // Node measures timers against the loop's cached millisecond clock: a 2 ms timer can fire when
+  // performance.now() says 1.4 ms have passed.
+  class EarlyClock extends FakeClock {
+    override setTimeout = (fn: () => void, ms: number): unknown => super.setTimeoutAt(fn, this.t + Math.max(0, ms - 0.6))
+  }
+  const clock = new EarlyClock()
+  const runner = new StubRunner(1)
+  const batcher = new Batcher('m', runner, { maxBatchSize: 8, maxQueueDelayMs: 2, maxQueueSize: 10, sampleSize: 4 }, {}, clock)
+  runner.on('idle', () => batcher.pump())
+  const r = batcher.submit(sample(1), 10_000)
+  clock.advance(1.4)
+  t.equal(runner.calls.length, 1, 'left when the 2 ms timer fired')
+  runner.calls[0]!.finish()
+  t.equal((await r).queueMs, 1.4)
+})
+
+t.test('prepareAndSubmit: places are taken before decoding, so overload never decodes', async (t) => {
+  const { runner, batcher } = setup({ workers: 1, maxBatchSize: 1, maxQueueDelayMs: 0, maxQueueSize: 2 })
+  const running = batcher.submit(sample(1), 10_000) // on the worker
+  const gates: Array<() => void> = []
+  let prepared = 0
+  const slow = (v: number) => async (): Promise<Float32Array> => { prepared++; await new Promise<void>((resolve) => gates.push(resolve)); return sample(v) }
+  const a = batcher.prepareAndSubmit(slow(2), 10_000)
+  const b = batcher.prepareAndSubmit(slow(3), 10_000)
+  t.equal(batcher.preparing, 2)
+  let decodedRefused = false
+  await t.rejects(batcher.prepareAndSubmit(() => { decodedRefused = true; return sample(4) }, 10_000), { code: 'ISOMAX_OVERLOADED', statusCode: 503 })
+  t.notOk(decodedRefused, 'the refused request was never decoded')
+  await t.rejects(batcher.submit(sample(5), 10_000), { code: 'ISOMAX_OVERLOADED' }, 'plain submit sees the same bound')
+  t.equal(prepared, 2)
+  gates.forEach((g) => g())
+  await flush()
+  t.equal(batcher.preparing, 0)
+  t.equal(batcher.depth, 2, 'both prepared requests are queued')
+  for (let i = 0; i < 3; i++) { runner.calls[i]!.finish(); await flush() }
+  t.same((await Promise.all([running, a, b])).map((r) => r.logits[0]), [1, 2, 3])
+})
+
+t.test('prepareAndSubmit: a failed preparation gives its place back; its error passes through', async (t) => {
+  const { runner, batcher } = setup({ workers: 1, maxBatchSize: 1, maxQueueDelayMs: 0, maxQueueSize: 1 })
+  await t.rejects(batcher.prepareAndSubmit(async () => { throw new Error('undecodable') }, 10_000), /undecodable/)
+  t.equal(batcher.preparing, 0)
+  const ok = batcher.prepareAndSubmit(() => sample(7), 10_000)
+  await flush()
+  runner.calls[0]!.finish()
+  t.equal((await ok).logits[0], 7)
+})
+
+t.test('prepareAndSubmit: the deadline runs from admission', async (t) => {
+  const { clock, batcher } = setup({ workers: 1, maxBatchSize: 1, maxQueueDelayMs: 0 })
+  let release!: () => void
+  const r = batcher.prepareAndSubmit(async () => { await new Promise<void>((resolve) => { release = resolve }); return sample(1) }, 50)
+  clock.advance(60)
+  release()
+  await t.rejects(r, { code: 'ISOMAX_DEADLINE_EXCEEDED', statusCode: 503 })
+  t.equal(batcher.depth, 0, 'an expired request is not queued')
 })

@@ -1,0 +1,285 @@
+// `npm run bench`: the service under HTTP load at several concurrency levels, against two
+// in-process ceilings measured in the same run (docs/performance.md explains every number).
+import os from 'node:os'
+import path from 'node:path'
+import { loadConfig } from '../config.js'
+import { engineOptions } from '../inference/engine-options.js'
+import type { EngineOptions } from '../inference/engine.js'
+import { loadManifest } from '../registry/load-manifest.js'
+import { hwcToNormalizedChw } from '../preprocess/to-tensor.js'
+import { parseBenchArgs, UsageError, USAGE, type BenchArgs } from './args.js'
+import { barePipeline, comparePreprocessing, inferenceOnly, startPool, type PreprocessComparison, type Throughput } from './ceilings.js'
+import { encode, fashionPixels, largePhoto } from './images.js'
+import { runLoad, type LoadResult, type Percentiles } from './load.js'
+import { renderReport } from './report.js'
+import { attachService, snapshot, startService, type Service, type ServerSnapshot } from './server.js'
+
+export interface LevelReport extends LoadResult {
+  label?: string
+  rssBefore: number
+  rssAfter: number
+  heapBefore: number
+  heapAfter: number
+  /** Service CPU (all threads) per answered request, ms. */
+  cpuMsPerRequest: number
+  meanBatchSize: number
+  meanQueueWaitMs: number
+}
+
+export interface SoakReport {
+  concurrency: number
+  warmupSeconds: number
+  seconds: number
+  requestsPerSecond: number
+  latencyMs: Percentiles
+  errors: number
+  overloaded: number
+  samples: Array<{ t: number, rss: number, heapUsed: number }>
+  rss: { start: number, end: number, max: number, growthPercent: number, floorGrowthPercent: number }
+  heap: { start: number, end: number, max: number, growthPercent: number, floorGrowthPercent: number }
+}
+
+export interface CeilingRun extends Throughput {
+  pipeline: 'inference' | 'bare'
+  phase: 'before' | 'after'
+}
+
+export interface BenchReport {
+  command: string
+  machine: { cpus: number, cpuModel: string, node: string, loadAverageStart: number[], loadAverageEnd: number[] }
+  duration: number
+  service: { url: string, started: boolean, model: string, workers: number, maxBatchSize: number, maxQueueDelayMs: number, format: string, imageBytes: number, env: Record<string, string> }
+  levels: LevelReport[]
+  overload?: { maxQueueSize: number, readyAfter: number, classifyAfter: number }
+  soak?: SoakReport
+  ceilings?: { workers: number, runs: CeilingRun[], bestInference: number, bestBare: number }
+  ratios: Array<{ concurrency: number, serviceRps: number, ofBare: number, ofInference: number }>
+  preprocessing?: PreprocessComparison[]
+}
+
+const CONTENT_TYPE = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' } as const
+const REPO = path.resolve(import.meta.dirname, import.meta.url.endsWith('.ts') ? '../..' : '../../..')
+
+const progress = (msg: string): void => { process.stderr.write(`bench: ${msg}\n`) }
+
+async function level (service: Service, bodies: Buffer[], contentType: string, concurrency: number, seconds: number, label?: string): Promise<LevelReport> {
+  const before = await snapshot(service.url)
+  const load = await Promise.race([runLoad({ url: service.url, path: '/classify', contentType, bodies, concurrency, seconds }), service.crashed])
+  const after = await snapshot(service.url)
+  const batches = after.batches - before.batches
+  const waits = after.queueWaitCount - before.queueWaitCount
+  return {
+    ...load,
+    ...(label !== undefined ? { label } : {}),
+    rssBefore: before.rssBytes,
+    rssAfter: after.rssBytes,
+    heapBefore: before.heapUsedBytes,
+    heapAfter: after.heapUsedBytes,
+    cpuMsPerRequest: load.requests > 0 ? 1000 * (after.cpuSeconds - before.cpuSeconds) / load.requests : NaN,
+    meanBatchSize: batches > 0 ? (after.batchedImages - before.batchedImages) / batches : NaN,
+    meanQueueWaitMs: waits > 0 ? 1000 * (after.queueWaitSeconds - before.queueWaitSeconds) / waits : NaN
+  }
+}
+
+async function soak (service: Service, bodies: Buffer[], contentType: string, seconds: number): Promise<SoakReport> {
+  const concurrency = 32
+  const warmupSeconds = Math.min(20, Math.max(5, Math.round(seconds / 6)))
+  progress(`soak: ${warmupSeconds} s warm-up at c=${concurrency}`)
+  await Promise.race([runLoad({ url: service.url, path: '/classify', contentType, bodies, concurrency, seconds: warmupSeconds }), service.crashed])
+  progress(`soak: ${seconds} s at c=${concurrency}, sampling memory every 2 s`)
+  const samples: SoakReport['samples'] = []
+  const started = performance.now()
+  const sample = async (): Promise<void> => {
+    const s: ServerSnapshot = await snapshot(service.url)
+    samples.push({ t: (performance.now() - started) / 1000, rss: s.rssBytes, heapUsed: s.heapUsedBytes })
+  }
+  await sample()
+  const timer = setInterval(() => { void sample() }, 2000)
+  let load: LoadResult
+  try {
+    load = await Promise.race([runLoad({ url: service.url, path: '/classify', contentType, bodies, concurrency, seconds }), service.crashed])
+  } finally {
+    clearInterval(timer)
+  }
+  await sample()
+  // Heap use is a saw-tooth between collections: compare the means of the first and the last
+  // third of the samples, and their floors (the heap just after a collection: what a leak raises).
+  const third = Math.max(1, Math.floor(samples.length / 3))
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
+  const summary = (key: 'rss' | 'heapUsed'): SoakReport['rss'] => {
+    const first = samples.slice(0, third).map((s) => s[key])
+    const last = samples.slice(-third).map((s) => s[key])
+    const start = mean(first)
+    const end = mean(last)
+    return {
+      start,
+      end,
+      max: Math.max(...samples.map((s) => s[key])),
+      growthPercent: 100 * (end - start) / start,
+      floorGrowthPercent: 100 * (Math.min(...last) - Math.min(...first)) / Math.min(...first)
+    }
+  }
+  return {
+    concurrency,
+    warmupSeconds,
+    seconds: load.seconds,
+    requestsPerSecond: load.okPerSecond,
+    latencyMs: load.latencyMs,
+    errors: load.errors,
+    overloaded: load.overloaded,
+    samples,
+    rss: summary('rss'),
+    heap: summary('heapUsed')
+  }
+}
+
+async function run (args: BenchArgs): Promise<BenchReport> {
+  const loadAverageStart = os.loadavg()
+  // The bench's own defaults; --env goes to the service untouched (it validates it itself).
+  const config = loadConfig(process.env)
+  const manifestFile = path.resolve(REPO, args.serverEnv.MODELS_MANIFEST ?? config.MODELS_MANIFEST)
+  const manifest = await loadManifest(manifestFile)
+  const model = manifest.models.get(manifest.defaultModel)!
+  const spec = model.input
+  const workers = args.workers ?? config.INFERENCE_WORKERS
+  const limits = { maxInputPixels: config.MAX_INPUT_PIXELS }
+
+  progress('encoding Fashion-MNIST test images')
+  const pixels = await fashionPixels(256)
+  const bodies = await Promise.all(pixels.map(async (p) => await encode(p, args.format)))
+  const contentType = CONTENT_TYPE[args.format]
+
+  const tensors = pixels.slice(0, 64).map((p) => hwcToNormalizedChw(p, spec.width, spec.height, 1, spec.mean, spec.std))
+  // The service's settings (engineOptions, as server.ts maps them) from the environment the
+  // service gets, so the ceilings run the same provider, threads and batching.
+  const serviceEngine = (): EngineOptions => engineOptions(loadConfig({ EXECUTION_PROVIDER: 'cpu', ...process.env, ...args.serverEnv, INFERENCE_WORKERS: String(workers) }))
+  // The ceilings run twice, before and after the HTTP levels, and the better figure counts:
+  // on a shared machine noise only ever slows a run down, so the best is the ceiling.
+  const measureCeilings = async (sizes: number[], phase: CeilingRun['phase']): Promise<CeilingRun[]> => {
+    const pool = await startPool(manifest, serviceEngine())
+    const runs: CeilingRun[] = []
+    try {
+      const unique = [...new Set(sizes)].sort((a, b) => a - b)
+      const seconds = Math.max(0.5, args.duration / 4)
+      for (const b of unique) runs.push({ pipeline: 'inference', phase, ...await inferenceOnly(pool, model.name, tensors, b, seconds, workers) })
+      for (const b of unique.filter((b) => b > 1 || unique.length === 1)) runs.push({ pipeline: 'bare', phase, ...await barePipeline(pool, model.name, spec, limits, bodies, b, seconds, workers) })
+    } finally {
+      await pool.close()
+    }
+    return runs
+  }
+  let ceilingsBefore: CeilingRun[] | undefined
+  if (!args.httpOnly) {
+    progress(`ceilings (before the HTTP levels): ${workers} worker(s) in-process`)
+    const m = serviceEngine().maxBatchSize ?? model.batching.maxBatchSize
+    ceilingsBefore = await measureCeilings([1, Math.max(1, Math.round(m / 2)), m], 'before')
+  }
+
+  const env = { INFERENCE_WORKERS: String(workers), MODELS_MANIFEST: manifestFile, ...args.serverEnv }
+  const service = args.url !== undefined ? await attachService(args.url) : await startService(env, args.cpuProf)
+  progress(`service ready at ${service.url}`)
+  const levels: LevelReport[] = []
+  let overload: BenchReport['overload']
+  let soakReport: SoakReport | undefined
+  let batching = { maxBatchSize: model.batching.maxBatchSize, maxQueueDelayMs: model.batching.maxQueueDelayMs }
+  try {
+    const models = await (await fetch(`${service.url}/models`)).json() as { models: Array<{ name: string, batching: typeof batching }> }
+    batching = models.models.find((m) => m.name === model.name)?.batching ?? batching
+    progress('warm-up: 2 s at c=8')
+    await level(service, bodies, contentType, 8, 2)
+    for (const c of args.concurrency) {
+      progress(`c=${c}: ${args.duration} s`)
+      levels.push(await level(service, bodies, contentType, c, args.duration))
+    }
+    if (args.soak > 0) soakReport = await soak(service, bodies, contentType, args.soak)
+  } finally {
+    await service.stop()
+  }
+
+  if (args.url === undefined && args.overloadQueue > 0) {
+    progress(`overload: c=128 against a service with MAX_QUEUE_SIZE=${args.overloadQueue}`)
+    const small = await startService({ ...env, MAX_QUEUE_SIZE: String(args.overloadQueue) })
+    try {
+      await level(small, bodies, contentType, 8, 1)
+      levels.push(await level(small, bodies, contentType, 128, args.duration, `MAX_QUEUE_SIZE=${args.overloadQueue}`))
+      const readyAfter = (await fetch(`${small.url}/health/ready`)).status
+      const classifyAfter = (await fetch(`${small.url}/classify`, { method: 'POST', headers: { 'content-type': contentType }, body: bodies[0] })).status
+      overload = { maxQueueSize: args.overloadQueue, readyAfter, classifyAfter }
+    } finally {
+      await small.stop()
+    }
+  }
+
+  let ceilings: BenchReport['ceilings']
+  let preprocessing: PreprocessComparison[] | undefined
+  if (!args.httpOnly) {
+    // The batch sizes the batcher used: 1, the mean it formed at each level, and the cap.
+    const observed = levels.filter((l) => Number.isFinite(l.meanBatchSize)).map((l) => Math.max(1, Math.min(batching.maxBatchSize, Math.round(l.meanBatchSize))))
+    progress(`ceilings (after the HTTP levels): ${workers} worker(s) in-process`)
+    const after = await measureCeilings([1, ...observed, batching.maxBatchSize], 'after')
+    const runs = [...(ceilingsBefore ?? []), ...after]
+    const best = (pipeline: CeilingRun['pipeline']): number => Math.max(...runs.filter((r) => r.pipeline === pipeline).map((r) => r.imagesPerSecond))
+    ceilings = { workers, runs, bestInference: best('inference'), bestBare: best('bare') }
+    progress('preprocessing: straightforward sharp vs preprocess(), per format')
+    const sets: Array<[string, Buffer[]]> = [
+      ['PNG 28×28 grey', await Promise.all(pixels.slice(0, 64).map(async (p) => await encode(p, 'png')))],
+      ['PNG 28×28 RGB (sharp)', await Promise.all(pixels.slice(0, 64).map(async (p) => await encode(p, 'png-rgb')))],
+      ['JPEG 28×28', await Promise.all(pixels.slice(0, 64).map(async (p) => await encode(p, 'jpeg')))],
+      ['WebP 28×28', await Promise.all(pixels.slice(0, 64).map(async (p) => await encode(p, 'webp')))],
+      ['JPEG 1024×768 photo', await Promise.all(pixels.slice(0, 8).map(async (p, i) => await largePhoto(p, i + 1)))]
+    ]
+    preprocessing = []
+    for (const [name, set] of sets) preprocessing.push(await comparePreprocessing(name, set, spec, limits, Math.max(0.2, args.duration / 2)))
+  }
+
+  const ratios = levels.filter((l) => l.label === undefined).map((l) => ({
+    concurrency: l.concurrency,
+    serviceRps: l.okPerSecond,
+    ofBare: ceilings === undefined ? NaN : l.okPerSecond / ceilings.bestBare,
+    ofInference: ceilings === undefined ? NaN : l.okPerSecond / ceilings.bestInference
+  }))
+  return {
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+    machine: { cpus: os.availableParallelism(), cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version, loadAverageStart, loadAverageEnd: os.loadavg() },
+    duration: args.duration,
+    service: {
+      url: service.url,
+      started: args.url === undefined,
+      model: model.name,
+      workers,
+      maxBatchSize: batching.maxBatchSize,
+      maxQueueDelayMs: batching.maxQueueDelayMs,
+      format: args.format,
+      imageBytes: Math.round(bodies.reduce((s, b) => s + b.length, 0) / bodies.length),
+      env: args.serverEnv
+    },
+    levels,
+    ...(overload !== undefined ? { overload } : {}),
+    ...(soakReport !== undefined ? { soak: soakReport } : {}),
+    ...(ceilings !== undefined ? { ceilings } : {}),
+    ratios,
+    ...(preprocessing !== undefined ? { preprocessing } : {})
+  }
+}
+
+async function main (): Promise<void> {
+  let args: BenchArgs
+  try {
+    args = parseBenchArgs(process.argv.slice(2))
+  } catch (err) {
+    const help = process.argv.includes('--help') || process.argv.includes('-h')
+    process.stderr.write(help ? USAGE : `bench: ${(err as Error).message}\n\n${USAGE}`)
+    process.exit(help ? 0 : 2)
+  }
+  try {
+    const report = await run(args)
+    process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderReport(report)}\n`)
+    process.exit(0)
+  } catch (err) {
+    process.stderr.write(`bench: failed: ${(err as Error).stack ?? String(err)}\n`)
+    process.exit(1)
+  }
+}
+
+// Only as a program: the smoke test imports the pieces.
+if (process.argv[1] !== undefined && import.meta.filename === path.resolve(process.argv[1])) await main()
