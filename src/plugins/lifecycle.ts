@@ -1,9 +1,13 @@
 // Readiness state: ready once every model is warmed up; draining from the first shutdown signal.
+// Once the server is closing, a request that still arrives on an open keep-alive connection
+// gets our JSON 503 (ISOMAX_SHUTTING_DOWN, Connection: close) so a balancer resends it elsewhere.
 import fp from 'fastify-plugin'
+import { ShuttingDownError, errorBody } from '../errors.js'
 
 export interface Lifecycle {
   ready: boolean
   draining: boolean
+  closing: boolean
   notReadyReason: () => string | null
 }
 
@@ -17,6 +21,7 @@ export default fp(async function lifecyclePlugin (app) {
   const lifecycle: Lifecycle = {
     ready: false,
     draining: false,
+    closing: false,
     notReadyReason () {
       if (this.draining) return 'draining: the server is shutting down'
       if (!this.ready) return 'models are still loading'
@@ -24,4 +29,10 @@ export default fp(async function lifecyclePlugin (app) {
     }
   }
   app.decorate('lifecycle', lifecycle)
+  app.addHook('preClose', async () => { lifecycle.closing = true })
+  app.addHook('onRequest', async (_req, reply) => {
+    if (!lifecycle.closing) return
+    const err = new ShuttingDownError()
+    await reply.code(503).header('connection', 'close').header('retry-after', '1').send(errorBody(err.code, err.message))
+  })
 }, { name: 'lifecycle' })

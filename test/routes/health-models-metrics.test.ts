@@ -28,6 +28,16 @@ t.test('readiness is 503 with a reason while draining', async (t) => {
   t.match(res.json().reason, /draining/)
 })
 
+t.test('once closing, requests get a JSON 503 with Connection: close', async (t) => {
+  app.lifecycle.closing = true
+  t.teardown(() => { app.lifecycle.closing = false })
+  const res = await app.inject({ method: 'POST', url: '/classify', payload: fixturePng(0), headers: { 'content-type': 'image/png' } })
+  t.equal(res.statusCode, 503)
+  t.equal(res.headers.connection, 'close')
+  t.equal(res.headers['retry-after'], '1')
+  t.equal(res.json().error.code, 'ISOMAX_SHUTTING_DOWN')
+})
+
 t.test('GET /models lists every model with its input spec, score, threshold and provider', async (t) => {
   const res = await app.inject('/models')
   t.equal(res.statusCode, 200)
