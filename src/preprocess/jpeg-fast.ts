@@ -126,6 +126,53 @@ const FIX_3_072711026 = 25172
 const descale = (x: number, n: number): number => Math.floor((x + 2 ** (n - 1)) / 2 ** n)
 
 const work = new Float64Array(64)
+const butterfly = new Float64Array(8)
+const row = new Float64Array(8)
+
+/**
+ * The even/odd butterfly of jpeg_idct_islow on one column or row (d0 … d7), before descaling:
+ * b[k] is output k. Both passes share it; only their descale shifts differ.
+ */
+function idct1d (d0: number, d1: number, d2: number, d3: number, d4: number, d5: number, d6: number, d7: number, b: Float64Array): void {
+  let z1 = (d2 + d6) * FIX_0_541196100
+  const tmp2e = z1 + d6 * -FIX_1_847759065
+  const tmp3e = z1 + d2 * FIX_0_765366865
+  const tmp0e = (d0 + d4) * (1 << CONST_BITS)
+  const tmp1e = (d0 - d4) * (1 << CONST_BITS)
+  const tmp10 = tmp0e + tmp3e
+  const tmp13 = tmp0e - tmp3e
+  const tmp11 = tmp1e + tmp2e
+  const tmp12 = tmp1e - tmp2e
+  let tmp0 = d7
+  let tmp1 = d5
+  let tmp2 = d3
+  let tmp3 = d1
+  z1 = tmp0 + tmp3
+  let z2 = tmp1 + tmp2
+  let z3 = tmp0 + tmp2
+  let z4 = tmp1 + tmp3
+  const z5 = (z3 + z4) * FIX_1_175875602
+  tmp0 *= FIX_0_298631336
+  tmp1 *= FIX_2_053119869
+  tmp2 *= FIX_3_072711026
+  tmp3 *= FIX_1_501321110
+  z1 *= -FIX_0_899976223
+  z2 *= -FIX_2_562915447
+  z3 = z3 * -FIX_1_961570560 + z5
+  z4 = z4 * -FIX_0_390180644 + z5
+  tmp0 += z1 + z3
+  tmp1 += z2 + z4
+  tmp2 += z2 + z3
+  tmp3 += z1 + z4
+  b[0] = tmp10 + tmp3
+  b[7] = tmp10 - tmp3
+  b[1] = tmp11 + tmp2
+  b[6] = tmp11 - tmp2
+  b[2] = tmp12 + tmp1
+  b[5] = tmp12 - tmp1
+  b[3] = tmp13 + tmp0
+  b[4] = tmp13 - tmp0
+}
 
 /**
  * jpeg_idct_islow on one block of dequantised coefficients (natural order), written into
@@ -134,6 +181,7 @@ const work = new Float64Array(64)
  */
 function idctIslow (coef: Float64Array, out: Uint8Array, stride: number, x0: number, y0: number, width: number, height: number): void {
   // Pass 1: columns.
+  const n = CONST_BITS - PASS1_BITS
   for (let c = 0; c < 8; c++) {
     const d0 = coef[c] as number
     const d1 = coef[8 + c] as number
@@ -148,52 +196,14 @@ function idctIslow (coef: Float64Array, out: Uint8Array, stride: number, x0: num
       for (let r = 0; r < 8; r++) work[r * 8 + c] = dc
       continue
     }
-    let z1 = (d2 + d6) * FIX_0_541196100
-    const tmp2e = z1 + d6 * -FIX_1_847759065
-    const tmp3e = z1 + d2 * FIX_0_765366865
-    const tmp0e = (d0 + d4) * (1 << CONST_BITS)
-    const tmp1e = (d0 - d4) * (1 << CONST_BITS)
-    const tmp10 = tmp0e + tmp3e
-    const tmp13 = tmp0e - tmp3e
-    const tmp11 = tmp1e + tmp2e
-    const tmp12 = tmp1e - tmp2e
-    let tmp0 = d7
-    let tmp1 = d5
-    let tmp2 = d3
-    let tmp3 = d1
-    z1 = tmp0 + tmp3
-    let z2 = tmp1 + tmp2
-    let z3 = tmp0 + tmp2
-    let z4 = tmp1 + tmp3
-    const z5 = (z3 + z4) * FIX_1_175875602
-    tmp0 *= FIX_0_298631336
-    tmp1 *= FIX_2_053119869
-    tmp2 *= FIX_3_072711026
-    tmp3 *= FIX_1_501321110
-    z1 *= -FIX_0_899976223
-    z2 *= -FIX_2_562915447
-    z3 = z3 * -FIX_1_961570560 + z5
-    z4 = z4 * -FIX_0_390180644 + z5
-    tmp0 += z1 + z3
-    tmp1 += z2 + z4
-    tmp2 += z2 + z3
-    tmp3 += z1 + z4
-    const n = CONST_BITS - PASS1_BITS
-    work[c] = descale(tmp10 + tmp3, n)
-    work[56 + c] = descale(tmp10 - tmp3, n)
-    work[8 + c] = descale(tmp11 + tmp2, n)
-    work[48 + c] = descale(tmp11 - tmp2, n)
-    work[16 + c] = descale(tmp12 + tmp1, n)
-    work[40 + c] = descale(tmp12 - tmp1, n)
-    work[24 + c] = descale(tmp13 + tmp0, n)
-    work[32 + c] = descale(tmp13 - tmp0, n)
+    idct1d(d0, d1, d2, d3, d4, d5, d6, d7, butterfly)
+    for (let r = 0; r < 8; r++) work[r * 8 + c] = descale(butterfly[r] as number, n)
   }
   // The SIMD code keeps this workspace in 16-bit lanes.
   for (let i = 0; i < 64; i++) if ((work[i] as number) > 32767 || (work[i] as number) < -32768) bail()
 
   // Pass 2: rows, then the range limit (+128, clamp), valid where table and SIMD agree.
   const shift = CONST_BITS + PASS1_BITS + 3
-  const row = new Float64Array(8)
   for (let r = 0; r < 8; r++) {
     const w = r * 8
     const d0 = work[w] as number
@@ -207,44 +217,8 @@ function idctIslow (coef: Float64Array, out: Uint8Array, stride: number, x0: num
     if (d1 === 0 && d2 === 0 && d3 === 0 && d4 === 0 && d5 === 0 && d6 === 0 && d7 === 0) {
       row.fill(descale(d0, PASS1_BITS + 3))
     } else {
-      let z1 = (d2 + d6) * FIX_0_541196100
-      const tmp2e = z1 + d6 * -FIX_1_847759065
-      const tmp3e = z1 + d2 * FIX_0_765366865
-      const tmp0e = (d0 + d4) * (1 << CONST_BITS)
-      const tmp1e = (d0 - d4) * (1 << CONST_BITS)
-      const tmp10 = tmp0e + tmp3e
-      const tmp13 = tmp0e - tmp3e
-      const tmp11 = tmp1e + tmp2e
-      const tmp12 = tmp1e - tmp2e
-      let tmp0 = d7
-      let tmp1 = d5
-      let tmp2 = d3
-      let tmp3 = d1
-      z1 = tmp0 + tmp3
-      let z2 = tmp1 + tmp2
-      let z3 = tmp0 + tmp2
-      let z4 = tmp1 + tmp3
-      const z5 = (z3 + z4) * FIX_1_175875602
-      tmp0 *= FIX_0_298631336
-      tmp1 *= FIX_2_053119869
-      tmp2 *= FIX_3_072711026
-      tmp3 *= FIX_1_501321110
-      z1 *= -FIX_0_899976223
-      z2 *= -FIX_2_562915447
-      z3 = z3 * -FIX_1_961570560 + z5
-      z4 = z4 * -FIX_0_390180644 + z5
-      tmp0 += z1 + z3
-      tmp1 += z2 + z4
-      tmp2 += z2 + z3
-      tmp3 += z1 + z4
-      row[0] = descale(tmp10 + tmp3, shift)
-      row[7] = descale(tmp10 - tmp3, shift)
-      row[1] = descale(tmp11 + tmp2, shift)
-      row[6] = descale(tmp11 - tmp2, shift)
-      row[2] = descale(tmp12 + tmp1, shift)
-      row[5] = descale(tmp12 - tmp1, shift)
-      row[3] = descale(tmp13 + tmp0, shift)
-      row[4] = descale(tmp13 - tmp0, shift)
+      idct1d(d0, d1, d2, d3, d4, d5, d6, d7, butterfly)
+      for (let k = 0; k < 8; k++) row[k] = descale(butterfly[k] as number, shift)
     }
     const y = y0 + r
     for (let c = 0; c < 8; c++) {
