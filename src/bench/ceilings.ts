@@ -50,7 +50,11 @@ export async function inferenceOnly (pool: WorkerPool, model: string, tensors: F
     }))
     return images
   }
-  // Warm this batch size first: ORT plans memory per input shape.
+  return await timedLoop(loop, batchSize, seconds)
+}
+
+/** Warm up for 300 ms (ORT plans memory per input shape), then time `loop` for `seconds`. */
+async function timedLoop (loop: (until: number) => Promise<number>, batchSize: number, seconds: number): Promise<Throughput> {
   await loop(performance.now() + 300)
   const started = performance.now()
   const images = await loop(started + seconds * 1000)
@@ -77,11 +81,7 @@ export async function barePipeline (pool: WorkerPool, model: string, spec: Input
     }))
     return images
   }
-  await loop(performance.now() + 300)
-  const started = performance.now()
-  const images = await loop(started + seconds * 1000)
-  const elapsed = (performance.now() - started) / 1000
-  return { batchSize, images, seconds: elapsed, imagesPerSecond: images / elapsed }
+  return await timedLoop(loop, batchSize, seconds)
 }
 
 /**
