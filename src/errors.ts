@@ -1,9 +1,8 @@
 // The error catalogue: every error a client or operator can see is declared here once,
 // with its code, HTTP status and message, in the @fastify/error style. Routes throw these;
-// the error handler in app.ts turns them into `{ error: { code, message } }`.
+// plugins/error-handler.ts maps Fastify's own errors onto them and turns all of them into `{ error: { code, message } }`.
 import createError from '@fastify/error'
 
-export const InvalidConfigError = createError('ISOMAX_INVALID_CONFIG', 'Invalid configuration: %s', 500)
 export const ManifestError = createError('ISOMAX_MANIFEST_INVALID', '%s', 500)
 export const ModelLoadError = createError('ISOMAX_MODEL_LOAD_FAILED', 'Model "%s" could not be loaded: %s', 500)
 export const ProviderUnavailableError = createError('ISOMAX_PROVIDER_UNAVAILABLE', 'Execution provider "%s" is not usable: %s', 500)
@@ -16,9 +15,10 @@ export const UnsupportedMediaTypeError = createError('ISOMAX_UNSUPPORTED_MEDIA_T
 export const PayloadTooLargeError = createError('ISOMAX_PAYLOAD_TOO_LARGE', '%s', 413)
 export const PixelLimitError = createError('ISOMAX_PIXEL_LIMIT_EXCEEDED', '%s', 413)
 export const TooManyFilesError = createError('ISOMAX_TOO_MANY_FILES', '%s', 413)
+export const TooManyFieldsError = createError('ISOMAX_TOO_MANY_FIELDS', 'Too many form fields', 413)
 export const BadRequestError = createError('ISOMAX_BAD_REQUEST', '%s', 400)
 export const ModelNotFoundError = createError('ISOMAX_MODEL_NOT_FOUND', 'Model "%s" is not served here; GET /models lists the models', 404)
-export const RouteNotFoundError = createError('ISOMAX_NOT_FOUND', 'Route %s %s not found', 404)
+export const RouteNotFoundError = createError('ISOMAX_NOT_FOUND', 'route %s %s not found', 404)
 
 export const OverloadedError = createError('ISOMAX_OVERLOADED', '%s', 503)
 export const DeadlineExceededError = createError('ISOMAX_DEADLINE_EXCEEDED', '%s', 503)

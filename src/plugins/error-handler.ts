@@ -4,7 +4,10 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod'
-import { errorBody } from '../errors.js'
+import {
+  BadRequestError, InternalError, PayloadTooLargeError, RouteNotFoundError, TooManyFieldsError,
+  TooManyFilesError, UnsupportedMediaTypeError, errorBody
+} from '../errors.js'
 import { SUPPORTED_MEDIA_TYPES } from '../preprocess/sniff.js'
 
 export interface ErrorHandlerOptions {
@@ -12,67 +15,62 @@ export interface ErrorHandlerOptions {
   maxFiles: number
 }
 
-interface Mapped { status: number, code: string, message: string }
-
-function mapError (err: FastifyError, req: FastifyRequest, opts: ErrorHandlerOptions): Mapped {
+/** Any error → an error of the catalogue (src/errors.ts): its code, status and message are sent. */
+function mapError (err: FastifyError, req: FastifyRequest, opts: ErrorHandlerOptions): FastifyError {
   if (hasZodFastifySchemaValidationErrors(err)) {
     const where = err.validationContext ?? 'request'
     const details = err.validation.map((v) => {
       const field = v.instancePath.replace(/^\//, '').replace(/\//g, '.') || where
       return `${field}: ${v.message ?? 'invalid'}`
     })
-    return { status: 400, code: 'ISOMAX_BAD_REQUEST', message: `invalid ${where}: ${details.join('; ')}` }
+    return new BadRequestError(`invalid ${where}: ${details.join('; ')}`)
   }
   switch (err.code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': {
       const type = req.headers['content-type'] ?? '(none)'
-      return {
-        status: 415,
-        code: 'ISOMAX_UNSUPPORTED_MEDIA_TYPE',
-        message: `Content-Type ${type} is not accepted; send ${SUPPORTED_MEDIA_TYPES.join(', ')} or multipart/form-data with an "image" field`
-      }
+      return new UnsupportedMediaTypeError(`Content-Type ${type} is not accepted; send ${SUPPORTED_MEDIA_TYPES.join(', ')} or multipart/form-data with an "image" field`)
     }
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
     case 'FST_REQ_FILE_TOO_LARGE':
-      return { status: 413, code: 'ISOMAX_PAYLOAD_TOO_LARGE', message: `the image is larger than ${opts.maxUploadBytes} bytes (MAX_UPLOAD_BYTES)` }
+      return new PayloadTooLargeError(`the image is larger than ${opts.maxUploadBytes} bytes (MAX_UPLOAD_BYTES)`)
     case 'FST_FILES_LIMIT':
     case 'FST_PARTS_LIMIT':
-      return { status: 413, code: 'ISOMAX_TOO_MANY_FILES', message: `at most ${opts.maxFiles} images per request (MAX_FILES)` }
+      return new TooManyFilesError(`at most ${opts.maxFiles} images per request (MAX_FILES)`)
     case 'FST_FIELDS_LIMIT':
-      return { status: 413, code: 'ISOMAX_TOO_MANY_FIELDS', message: 'too many form fields' }
+      return new TooManyFieldsError()
     case 'FST_INVALID_MULTIPART_CONTENT_TYPE':
-      return { status: 415, code: 'ISOMAX_UNSUPPORTED_MEDIA_TYPE', message: 'expected multipart/form-data' }
+      return new UnsupportedMediaTypeError('expected multipart/form-data')
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
     case 'FST_ERR_CTP_EMPTY_TYPE':
     case 'FST_ERR_CTP_INVALID_TYPE':
-      return { status: 400, code: 'ISOMAX_BAD_REQUEST', message: err.message }
+      return new BadRequestError(err.message)
   }
+  if (err.code?.startsWith('ISOMAX_') === true) return err
   const status = err.statusCode ?? 500
-  if (status >= 400 && status < 500) {
-    // Multipart framing errors from busboy ("Unexpected end of form") and the like.
-    const code = err.code?.startsWith('ISOMAX_') === true ? err.code : 'ISOMAX_BAD_REQUEST'
-    return { status, code, message: err.message }
-  }
-  if (err.code?.startsWith('ISOMAX_') === true) return { status, code: err.code, message: err.message }
-  return { status: 500, code: 'ISOMAX_INTERNAL', message: 'Internal server error' }
+  // Multipart framing errors from busboy ("Unexpected end of form") and the like keep their
+  // 4xx status under the generic code.
+  if (status >= 400 && status < 500) return Object.assign(new BadRequestError(err.message), { statusCode: status })
+  return new InternalError()
 }
 
 export default fp<ErrorHandlerOptions>(async function errorHandlerPlugin (app, opts) {
   app.setErrorHandler(function (err: FastifyError, req: FastifyRequest, reply: FastifyReply) {
     const mapped = mapError(err, req, opts)
-    if (mapped.status === 503) {
+    const status = mapped.statusCode ?? 500
+    if (status === 503) {
       // Overload and drain are expected under load: one short line, no stack. A stack per 503
       // in a storm of them buffered ~180 MiB of log output in 30 s (docs/performance.md).
       req.log.warn({ code: mapped.code, status: 503 }, mapped.message)
       void reply.header('retry-after', '1')
-    } else if (mapped.status >= 500) {
+    } else if (status >= 500) {
       req.log.error({ err }, mapped.message)
     } else {
-      req.log.info({ code: mapped.code, status: mapped.status }, mapped.message)
+      req.log.info({ code: mapped.code, status }, mapped.message)
     }
-    void reply.code(mapped.status).send(errorBody(mapped.code, mapped.message))
+    void reply.code(status).send(errorBody(mapped.code, mapped.message))
   })
   app.setNotFoundHandler(function (req, reply) {
-    void reply.code(404).send(errorBody('ISOMAX_NOT_FOUND', `route ${req.method} ${req.url.split('?')[0]} not found`))
+    const err = new RouteNotFoundError(req.method, req.url.split('?')[0])
+    void reply.code(404).send(errorBody(err.code, err.message))
   })
 }, { name: 'error-handler' })
