@@ -16,6 +16,7 @@ import errorHandler from './plugins/error-handler.js'
 import lifecycle from './plugins/lifecycle.js'
 import metricsPlugin from './plugins/metrics.js'
 import requestLog from './plugins/request-log.js'
+import { preprocessLimits } from './preprocess/limits.js'
 import { SUPPORTED_MEDIA_TYPES } from './preprocess/sniff.js'
 import type { LoadedManifest } from './registry/load-manifest.js'
 import classifyRoutes from './routes/classify.js'
@@ -98,7 +99,7 @@ export async function buildApp (opts: AppOptions): Promise<FastifyInstance> {
   await app.register(healthRoutes)
   await app.register(modelRoutes)
   await app.register(metricsRoutes)
-  await app.register(classifyRoutes, { maxInputPixels: config.MAX_INPUT_PIXELS, requestTimeoutMs: config.REQUEST_TIMEOUT_MS, fastPath: config.PREPROCESS_FAST_PATH })
+  await app.register(classifyRoutes, { limits: preprocessLimits(config), requestTimeoutMs: config.REQUEST_TIMEOUT_MS })
   await app.ready()
   return app
 }

@@ -1,5 +1,6 @@
 // Command line of `npm run bench`.
 import { parseArgs } from 'node:util'
+import { UsageError } from '../cli/args.js'
 
 export interface BenchArgs {
   url: string | undefined
@@ -37,9 +38,6 @@ export const USAGE = `Usage: npm run bench -- [options]
   --json                 print one JSON document instead of tables
 `
 
-export class UsageError extends Error {
-  override name = 'UsageError'
-}
 
 function positive (name: string, value: string | undefined, fallback: number, allowZero = false): number {
   if (value === undefined) return fallback

@@ -2,12 +2,16 @@
 // in-process ceilings measured in the same run (docs/performance.md explains every number).
 import os from 'node:os'
 import path from 'node:path'
-import { loadConfig } from '../config.js'
+import { loadConfig, type Config } from '../config.js'
 import { engineOptions } from '../inference/engine-options.js'
 import type { EngineOptions } from '../inference/engine.js'
+import { repoRoot } from '../datasets/repo-root.js'
+import { preprocessLimits } from '../preprocess/limits.js'
+import type { PreprocessLimits } from '../preprocess/preprocess.js'
 import { loadManifest } from '../registry/load-manifest.js'
 import { hwcToNormalizedChw } from '../preprocess/to-tensor.js'
-import { parseBenchArgs, UsageError, USAGE, type BenchArgs } from './args.js'
+import { UsageError } from '../cli/args.js'
+import { parseBenchArgs, USAGE, type BenchArgs } from './args.js'
 import { barePipeline, comparePreprocessing, inferenceOnly, startPool, type PreprocessComparison, type Throughput } from './ceilings.js'
 import { encode, fashionPixels, largePhoto } from './images.js'
 import { runLoad, type LoadResult, type Percentiles } from './load.js'
@@ -58,7 +62,6 @@ export interface BenchReport {
 }
 
 const CONTENT_TYPE = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' } as const
-const REPO = path.resolve(import.meta.dirname, import.meta.url.endsWith('.ts') ? '../..' : '../../..')
 
 const progress = (msg: string): void => { process.stderr.write(`bench: ${msg}\n`) }
 
@@ -137,12 +140,11 @@ async function run (args: BenchArgs): Promise<BenchReport> {
   const loadAverageStart = os.loadavg()
   // The bench's own defaults; --env goes to the service untouched (it validates it itself).
   const config = loadConfig(process.env)
-  const manifestFile = path.resolve(REPO, args.serverEnv.MODELS_MANIFEST ?? config.MODELS_MANIFEST)
+  const manifestFile = path.resolve(repoRoot(), args.serverEnv.MODELS_MANIFEST ?? config.MODELS_MANIFEST)
   const manifest = await loadManifest(manifestFile)
   const model = manifest.models.get(manifest.defaultModel)!
   const spec = model.input
   const workers = args.workers ?? config.INFERENCE_WORKERS
-  const limits = { maxInputPixels: config.MAX_INPUT_PIXELS }
 
   progress('encoding Fashion-MNIST test images')
   const pixels = await fashionPixels(256)
@@ -152,7 +154,11 @@ async function run (args: BenchArgs): Promise<BenchReport> {
   const tensors = pixels.slice(0, 64).map((p) => hwcToNormalizedChw(p, spec.width, spec.height, 1, spec.mean, spec.std))
   // The service's settings (engineOptions, as server.ts maps them) from the environment the
   // service gets, so the ceilings run the same provider, threads and batching.
-  const serviceEngine = (): EngineOptions => engineOptions(loadConfig({ EXECUTION_PROVIDER: 'cpu', ...process.env, ...args.serverEnv, INFERENCE_WORKERS: String(workers) }))
+  // Parsed only when the in-process measurements run: with --http-only the service alone
+  // judges its environment (and a bad one shows as the service exiting).
+  const serviceConfig = (): Config => loadConfig({ EXECUTION_PROVIDER: 'cpu', ...process.env, ...args.serverEnv, INFERENCE_WORKERS: String(workers) })
+  const serviceEngine = (): EngineOptions => engineOptions(serviceConfig())
+  const limits = (): PreprocessLimits => preprocessLimits(serviceConfig())
   // The ceilings run twice, before and after the HTTP levels, and the better figure counts:
   // on a shared machine noise only ever slows a run down, so the best is the ceiling.
   const measureCeilings = async (sizes: number[], phase: CeilingRun['phase']): Promise<CeilingRun[]> => {
@@ -162,7 +168,7 @@ async function run (args: BenchArgs): Promise<BenchReport> {
       const unique = [...new Set(sizes)].sort((a, b) => a - b)
       const seconds = Math.max(0.5, args.duration / 4)
       for (const b of unique) runs.push({ pipeline: 'inference', phase, ...await inferenceOnly(pool, model.name, tensors, b, seconds, workers) })
-      for (const b of unique.filter((b) => b > 1 || unique.length === 1)) runs.push({ pipeline: 'bare', phase, ...await barePipeline(pool, model.name, spec, limits, bodies, b, seconds, workers) })
+      for (const b of unique.filter((b) => b > 1 || unique.length === 1)) runs.push({ pipeline: 'bare', phase, ...await barePipeline(pool, model.name, spec, limits(), bodies, b, seconds, workers) })
     } finally {
       await pool.close()
     }
@@ -229,7 +235,7 @@ async function run (args: BenchArgs): Promise<BenchReport> {
       ['JPEG 1024×768 photo', await Promise.all(pixels.slice(0, 8).map(async (p, i) => await largePhoto(p, i + 1)))]
     ]
     preprocessing = []
-    for (const [name, set] of sets) preprocessing.push(await comparePreprocessing(name, set, spec, limits, Math.max(0.2, args.duration / 2)))
+    for (const [name, set] of sets) preprocessing.push(await comparePreprocessing(name, set, spec, limits(), Math.max(0.2, args.duration / 2)))
   }
 
   const ratios = levels.filter((l) => l.label === undefined).map((l) => ({

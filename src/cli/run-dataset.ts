@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto'
 import { Engine } from '../inference/engine.js'
 import { engineOptions } from '../inference/engine-options.js'
+import { preprocessLimits } from '../preprocess/limits.js'
 import { preprocess } from '../preprocess/preprocess.js'
 import type { LoadedManifest, LoadedModel } from '../registry/load-manifest.js'
 import type { Dataset, Sample } from '../datasets/types.js'
@@ -53,6 +54,7 @@ export async function runDataset (engine: Engine, models: LoadedModel[], dataset
   const skipped = { count: 0, names: [] as string[], reasons: [] as string[] }
   const bar = progress(label, dataset.size)
   // Keep the batchers fed without overrunning their bounded queues.
+  const limits = preprocessLimits(config)
   const window = Math.max(1, Math.min(config.MAX_QUEUE_SIZE, 128))
   const inFlight = new Set<Promise<void>>()
   const results: Array<Array<Float32Array | null> | null> = []
@@ -68,7 +70,7 @@ export async function runDataset (engine: Engine, models: LoadedModel[], dataset
         const key = JSON.stringify(m.input)
         let tensor = tensors.get(key)
         if (tensor === undefined) {
-          tensor = (await preprocess(sample.image, m.input, { maxInputPixels: config.MAX_INPUT_PIXELS }, sample.name)).tensor
+          tensor = (await preprocess(sample.image, m.input, limits, sample.name)).tensor
           tensors.set(key, tensor)
         }
         const run = await engine.classifyTensor(m.name, tensor, 600_000)

@@ -4,7 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { z } from 'zod'
 import { BadRequestError, ModelNotFoundError } from '../errors.js'
 import { decide } from '../ood/decision.js'
-import { preprocess } from '../preprocess/preprocess.js'
+import { preprocess, type PreprocessLimits } from '../preprocess/preprocess.js'
 import type { LoadedModel } from '../registry/load-manifest.js'
 import { readImages } from './read-images.js'
 import { ClassifyQuerySchema, ClassifyResponseSchema, ErrorSchema, ModelParamsSchema, type ClassifyResultSchema } from './schemas.js'
@@ -12,10 +12,8 @@ import { ClassifyQuerySchema, ClassifyResponseSchema, ErrorSchema, ModelParamsSc
 type ClassifyResult = z.infer<typeof ClassifyResultSchema>
 
 export interface ClassifyRouteOptions {
-  maxInputPixels: number
+  limits: PreprocessLimits
   requestTimeoutMs: number
-  /** Preprocessing fast paths (PREPROCESS_FAST_PATH); default on. */
-  fastPath?: boolean
 }
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000
@@ -30,7 +28,7 @@ const errorResponses = {
 
 export default async function classifyRoutes (app: FastifyInstance, opts: ClassifyRouteOptions): Promise<void> {
   const { engine, metrics } = app
-  const limits = { maxInputPixels: opts.maxInputPixels, fastPath: opts.fastPath ?? true }
+  const { limits } = opts
 
   async function classifyOne (model: LoadedModel, data: Buffer, what: string, topK: number, startedAt: number): Promise<ClassifyResult> {
     let decodeMs = 0

@@ -3,7 +3,8 @@
 import { spawn } from 'node:child_process'
 import path from 'node:path'
 import t from 'tap'
-import { parseBenchArgs, UsageError } from '../../src/bench/args.js'
+import { parseBenchArgs } from '../../src/bench/args.js'
+import { UsageError } from '../../src/cli/args.js'
 import { percentiles } from '../../src/bench/load.js'
 import { REPO } from '../helpers/data.js'
 
