@@ -1,5 +1,6 @@
 // The inference engine: one worker pool shared by all models, one batcher per model.
-// It knows nothing of HTTP; routes and the CLI tools both call classifyTensor().
+// It knows nothing of HTTP: the classify route calls classify() (admission before decoding),
+// the CLI tools call classifyTensor() on tensors they have already made.
 import type { LoadedManifest, LoadedModel } from '../registry/load-manifest.js'
 import { Batcher, type BatchObserver, type BatchResult } from './batcher.js'
 import type { Provider, ProviderRequest, WorkerInit } from './protocol.js'
@@ -79,10 +80,6 @@ export class Engine {
   batching (name: string): { maxBatchSize: number, maxQueueDelayMs: number } | undefined {
     const b = this.batchers.get(name)
     return b === undefined ? undefined : { maxBatchSize: b.options.maxBatchSize, maxQueueDelayMs: b.options.maxQueueDelayMs }
-  }
-
-  queueDepth (name: string): number {
-    return this.batchers.get(name)?.depth ?? 0
   }
 
   async classifyTensor (model: string, tensor: Float32Array, timeoutMs: number): Promise<BatchResult> {

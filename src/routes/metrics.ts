@@ -6,7 +6,6 @@ export default async function metricsRoutes (app: FastifyInstance): Promise<void
     schema: { summary: 'Prometheus metrics', tags: ['metrics'] }
   }, async (_req, reply) => {
     const { registry } = app.metrics
-    for (const [name] of app.engine.manifest.models) app.metrics.queueDepth.set({ model: name }, app.engine.queueDepth(name))
     return await reply.type(registry.contentType).send(await registry.metrics())
   })
 }
