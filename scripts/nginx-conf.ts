@@ -4,19 +4,10 @@
 import { spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
+import { repoRoot } from '../src/datasets/repo-root.js'
 
-export const REPO = findRepoRoot(import.meta.dirname)
+export const REPO = repoRoot()
 export const NGINX_CONF = path.join(REPO, 'deploy', 'nginx.conf')
-
-function findRepoRoot (from: string): string {
-  let dir = from
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'deploy'))) return dir
-    const up = path.dirname(dir)
-    if (up === dir) throw new Error(`cannot find the repository root above ${from}`)
-    dir = up
-  }
-}
 
 const BEGIN = '# upstream-servers:begin'
 const END = '# upstream-servers:end'

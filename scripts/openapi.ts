@@ -4,13 +4,14 @@ import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
+import { repoRoot } from '../src/datasets/repo-root.js'
 import { loadManifest } from '../src/registry/load-manifest.js'
 
-export const OPENAPI_FILE = path.resolve(import.meta.dirname, '..', 'openapi', 'openapi.json')
+export const OPENAPI_FILE = path.join(repoRoot(), 'openapi', 'openapi.json')
 
 export async function generateOpenApi (): Promise<string> {
   const config = loadConfig({ EXECUTION_PROVIDER: 'cpu', INFERENCE_WORKERS: '1', LOG_LEVEL: 'silent' })
-  const manifest = await loadManifest(path.resolve(import.meta.dirname, '..', 'models', 'manifest.json'))
+  const manifest = await loadManifest(path.join(repoRoot(), 'models', 'manifest.json'))
   const app = await buildApp({ config, manifest, logger: false })
   try {
     return JSON.stringify(app.swagger(), null, 2) + '\n'

@@ -3,21 +3,21 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import sharp from 'sharp'
+import { fashionDir } from '../datasets/builtin.js'
 import { readIdxImages } from '../datasets/idx.js'
+import { repoRoot } from '../datasets/repo-root.js'
 import type { SupportedFormat } from '../preprocess/sniff.js'
 
-const FASHION_DIR = process.env.FASHION_MNIST_DIR ?? '/usr/share/datasets/fashion-mnist'
-const REPO = path.resolve(import.meta.dirname, import.meta.url.endsWith('.ts') ? '../..' : '../../..')
 
 /** `count` Fashion-MNIST test images as 28×28 grey pixels (the repo's fixtures when the data set is missing). */
 export async function fashionPixels (count: number): Promise<Uint8Array[]> {
-  const images = path.join(FASHION_DIR, 't10k-images-idx3-ubyte.gz')
+  const images = path.join(fashionDir(), 't10k-images-idx3-ubyte.gz')
   if (existsSync(images)) {
     const set = await readIdxImages(images)
     const size = set.width * set.height
     return Array.from({ length: Math.min(count, set.count) }, (_, i) => set.pixels.slice(i * size, (i + 1) * size))
   }
-  const dir = path.join(REPO, 'test', 'fixtures', 'fashion')
+  const dir = path.join(repoRoot(), 'test', 'fixtures', 'fashion')
   const files = readdirSync(dir).filter((f) => f.endsWith('.png')).sort()
   return await Promise.all(files.slice(0, count).map(async (f) => new Uint8Array(await sharp(readFileSync(path.join(dir, f))).greyscale().raw().toBuffer())))
 }

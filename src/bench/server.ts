@@ -19,7 +19,8 @@ export interface Service {
 const IS_TS = import.meta.url.endsWith('.ts')
 const SERVER = fileURLToPath(new URL(IS_TS ? '../server.ts' : '../server.js', import.meta.url))
 
-async function freePort (): Promise<number> {
+/** A TCP port free on 127.0.0.1 right now (the OS picks it). */
+export async function freePort (): Promise<number> {
   return await new Promise((resolve, reject) => {
     const srv = createServer()
     srv.once('error', reject)

@@ -1,5 +1,7 @@
 // Command-line parsing for the tools: node's parseArgs, with errors turned into one clear line.
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import type { LoadedManifest, LoadedModel } from '../registry/load-manifest.js'
+import { SCORE_KINDS, type ScoreKind } from '../registry/manifest-schema.js'
 
 export class UsageError extends Error {
   override name = 'UsageError'
@@ -23,4 +25,22 @@ export function parseTpr (text: string | undefined): number {
   const v = Number(text)
   if (!(v > 0 && v < 1)) throw new UsageError(`--tpr must be a number between 0 and 1 (exclusive), got "${text}"`)
   return v
+}
+
+export function parseScore (text: string): ScoreKind {
+  if (!(SCORE_KINDS as readonly string[]).includes(text)) throw new UsageError(`unknown score "${text}": expected one of ${SCORE_KINDS.join(', ')}`)
+  return text as ScoreKind
+}
+
+export function requireModel (manifest: LoadedManifest, name: string): LoadedModel {
+  const model = manifest.models.get(name)
+  if (model === undefined) throw new UsageError(`model "${name}" is not in ${manifest.file} (it has: ${[...manifest.models.keys()].join(', ')})`)
+  return model
+}
+
+/** mds is −(minimum distance): meaningless for a head that outputs plain logits. */
+export function requireScoreFits (kind: ScoreKind, model: LoadedModel, where: string): void {
+  if (kind === 'mds' && model.output.holds !== 'negative-distances') {
+    throw new UsageError(`${where}: mds needs a distance head; "${model.name}" outputs plain logits`)
+  }
 }

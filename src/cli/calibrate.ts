@@ -10,10 +10,10 @@ import { resolveDataset } from '../datasets/resolve.js'
 import { quantileSummary } from '../ood/quantiles.js'
 import { score } from '../ood/scores.js'
 import { thresholdAtTpr } from '../ood/threshold.js'
-import { SCORE_KINDS, type OodSpec, type ScoreKind } from '../registry/manifest-schema.js'
+import type { OodSpec } from '../registry/manifest-schema.js'
 import { loadManifest } from '../registry/load-manifest.js'
 import { updateOodBlock } from '../registry/update-manifest.js'
-import { parse, parseTpr, requireOption, UsageError } from './args.js'
+import { parse, parseScore, parseTpr, requireModel, requireOption, requireScoreFits, UsageError } from './args.js'
 import { runCli } from './main.js'
 import { runDataset, startEngine, warnSkipped } from './run-dataset.js'
 
@@ -44,16 +44,13 @@ export async function calibrate (argv: string[], env: NodeJS.ProcessEnv = proces
   const modelName = requireOption(args.model, 'model', USAGE)
   const dataSpec = requireOption(args.data, 'data', USAGE)
   const tpr = parseTpr(args.tpr)
-  if (args.score !== undefined && !(SCORE_KINDS as readonly string[]).includes(args.score)) {
-    throw new UsageError(`--score must be one of ${SCORE_KINDS.join(', ')}, got "${args.score}"`)
-  }
+  const scoreOverride = args.score !== undefined ? parseScore(args.score) : undefined
   const config = loadConfig(env)
   const manifestFile = args.manifest ?? config.MODELS_MANIFEST
   const manifest = await loadManifest(manifestFile)
-  const model = manifest.models.get(modelName)
-  if (model === undefined) throw new UsageError(`model "${modelName}" is not in ${manifest.file} (it has: ${[...manifest.models.keys()].join(', ')})`)
-  const kind = (args.score ?? model.ood.score) as ScoreKind
-  if (kind === 'mds' && model.output.holds !== 'negative-distances') throw new UsageError(`--score mds needs a distance head; "${modelName}" outputs plain logits`)
+  const model = requireModel(manifest, modelName)
+  const kind = scoreOverride ?? model.ood.score
+  requireScoreFits(kind, model, '--score')
   const dataset = await resolveDataset(dataSpec, { labels: args.labels, indices: args.indices })
 
   const engine = await startEngine({ ...manifest, models: new Map([[model.name, model]]) }, config)

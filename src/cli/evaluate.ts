@@ -9,9 +9,9 @@ import { BUILTIN_OOD_SETS } from '../datasets/builtin.js'
 import { resolveDataset } from '../datasets/resolve.js'
 import { oodMetrics, rejectRate } from '../ood/metrics.js'
 import { argmax, score } from '../ood/scores.js'
-import { SCORE_KINDS, type ScoreKind } from '../registry/manifest-schema.js'
+import type { ScoreKind } from '../registry/manifest-schema.js'
 import { loadManifest, type LoadedModel } from '../registry/load-manifest.js'
-import { parse, requireOption, UsageError } from './args.js'
+import { parse, parseScore, requireModel, requireOption, requireScoreFits, UsageError } from './args.js'
 import { runCli } from './main.js'
 import { columnKey, markdownReport, textReport, type Column, type Report } from './report.js'
 import { runDataset, startEngine, warnSkipped } from './run-dataset.js'
@@ -19,11 +19,6 @@ import { runDataset, startEngine, warnSkipped } from './run-dataset.js'
 const USAGE = `usage: npm run evaluate -- --model NAME[:SCORE] [--model ...] --id PATH [--ood LABEL=PATH ...] [--builtin-ood] [--score KIND] [--out PREFIX]
   PATH: an image folder, an IDX image file (--labels for the ID labels), or a built-in set
   built-in OOD sets: ${BUILTIN_OOD_SETS.join(', ')}`
-
-function parseScore (s: string): ScoreKind {
-  if (!(SCORE_KINDS as readonly string[]).includes(s)) throw new UsageError(`unknown score "${s}": expected one of ${SCORE_KINDS.join(', ')}`)
-  return s as ScoreKind
-}
 
 export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<Report> {
   const args = parse(argv, {
@@ -49,10 +44,9 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
   const models: LoadedModel[] = []
   for (const arg of modelArgs) {
     const [name, kindText] = arg.split(':') as [string, string | undefined]
-    const model = manifest.models.get(name)
-    if (model === undefined) throw new UsageError(`model "${name}" is not in ${manifest.file} (it has: ${[...manifest.models.keys()].join(', ')})`)
+    const model = requireModel(manifest, name)
     const kind = kindText !== undefined ? parseScore(kindText) : override ?? model.ood.score
-    if (kind === 'mds' && model.output.holds !== 'negative-distances') throw new UsageError(`${arg}: mds needs a distance head; "${name}" outputs plain logits`)
+    requireScoreFits(kind, model, arg)
     if (!models.includes(model)) models.push(model)
     columns.push({ model: name, version: model.version, score: kind, isManifestScore: kind === model.ood.score, threshold: model.ood.threshold })
   }

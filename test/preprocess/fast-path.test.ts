@@ -11,7 +11,7 @@ import { preprocess, type Preprocessed, type RawImage } from '../../src/preproce
 import { loadManifest } from '../../src/registry/load-manifest.js'
 import { fashionTest, MANIFEST, png as sharpPng, REPO } from '../helpers/data.js'
 import { bombPng } from '../helpers/images.js'
-import { chunk, ihdr, SIGNATURE, writePng } from './fixtures/png-writer.js'
+import { chunk, ihdr, SIGNATURE, writePng } from '../helpers/png-writer.js'
 
 const manifest = await loadManifest(MANIFEST)
 const spec = manifest.models.get(manifest.defaultModel)!.input
