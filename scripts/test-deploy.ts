@@ -270,7 +270,7 @@ function retried (entries: AccessEntry[]): number {
 
 /** Why nginx left a replica for the next one: refused connection, dropped connection, or a 503. */
 function retryReasons (entries: AccessEntry[]): string {
-  const reasons = { refused: 0, dropped: 0, '503': 0, other: 0 }
+  const reasons = { refused: 0, dropped: 0, 503: 0, other: 0 }
   for (const e of entries) {
     for (const t of tries(e).slice(0, -1)) {
       if (!t.connected) reasons.refused++

@@ -38,7 +38,6 @@ export const USAGE = `Usage: npm run bench -- [options]
   --json                 print one JSON document instead of tables
 `
 
-
 function positive (name: string, value: string | undefined, fallback: number, allowZero = false): number {
   if (value === undefined) return fallback
   const n = Number(value)

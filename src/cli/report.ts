@@ -46,7 +46,7 @@ export function markdownReport (r: Report): string {
     '',
     `In-distribution (**positive class**): ${r.inDistribution.description} — ${r.inDistribution.n} images` +
       (r.inDistribution.skipped > 0 ? ` (${r.inDistribution.skipped} unreadable, skipped)` : '') + '.',
-    `Higher score = more in-distribution; the service rejects when score < threshold.`,
+    'Higher score = more in-distribution; the service rejects when score < threshold.',
     '',
     '```sh',
     r.command,

@@ -369,8 +369,7 @@ function scan (buf: Uint8Array, dataStart: number, components: Component[], qt: 
     const diff = s === 0 ? 0 : extend(reader.receive(s), s)
     comp.pred += diff
     if (comp.pred > 2047 || comp.pred < -2048) bail()
-    if (keep) { coef.fill(0); coef[0] = comp.pred * (q[0] as number) }
-    else if (comp.pred !== 0) bail() // chroma must carry nothing
+    if (keep) { coef.fill(0); coef[0] = comp.pred * (q[0] as number) } else if (comp.pred !== 0) bail() // chroma must carry nothing
     for (let k = 1; k < 64;) {
       const rs = reader.decode(comp.ac!)
       const r = rs >> 4

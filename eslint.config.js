@@ -1,0 +1,14 @@
+// ESLint: neostandard (the Fastify ecosystem's style) with TypeScript, over the service, its
+// tools, tests and scripts. `npm run lint` in .ci/run.
+import neostandard from 'neostandard'
+
+export default [
+  ...neostandard({ ts: true, ignores: ['dist/**', 'coverage/**', '.tap/**', 'node_modules/**', 'training/**'] }),
+  {
+    rules: {
+      // `void promise` marks a deliberately unawaited promise (fire-and-forget, Fastify's
+      // reply.send in a callback); as an expression it stays an error.
+      'no-void': ['error', { allowAsStatement: true }]
+    }
+  }
+]
