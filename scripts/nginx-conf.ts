@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { repoRoot } from '../src/datasets/repo-root.js'
+import { repoRoot } from '../src/tools/datasets/repo-root.js'
 
 export const REPO = repoRoot()
 export const NGINX_CONF = path.join(REPO, 'deploy', 'nginx.conf')

@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
-import { repoRoot } from '../src/datasets/repo-root.js'
+import { repoRoot } from '../src/tools/datasets/repo-root.js'
 import { loadManifest } from '../src/registry/load-manifest.js'
 
 export const OPENAPI_FILE = path.join(repoRoot(), 'openapi', 'openapi.json')

@@ -13,7 +13,7 @@ import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
-import { freePort } from '../src/bench/server.js'
+import { freePort } from '../src/tools/bench/server.js'
 import { loadConfig } from '../src/config.js'
 import { findNginx, nginxTest, REPO, writeNginxConf } from './nginx-conf.js'
 

@@ -1,6 +1,6 @@
 """OOD detection metrics with in-distribution as the positive class (higher score = more ID).
 
-Definitions match src/ood/metrics.ts in the service so that the model card and
+Definitions match src/tools/evaluation/metrics.ts in the service so that the model card and
 `npm run evaluate` agree.
 """
 from __future__ import annotations

@@ -2,8 +2,8 @@
 // package `mnist`, encoded as PNG with sharp exactly as a client would send them.
 import path from 'node:path'
 import sharp from 'sharp'
-import { mnistByDigit } from '../../src/datasets/builtin.js'
-import { readIdxImages } from '../../src/datasets/idx.js'
+import { mnistByDigit } from '../../src/tools/datasets/builtin.js'
+import { readIdxImages } from '../../src/tools/datasets/idx.js'
 
 export const REPO = path.resolve(import.meta.dirname, '..', '..')
 export const FASHION_DIR = process.env.FASHION_MNIST_DIR ?? '/usr/share/datasets/fashion-mnist'

@@ -1,6 +1,6 @@
 // Shared entry logic for the command-line tools: one clear line per failure, exit codes that
 // scripts can rely on (2 = bad usage or input, 1 = anything else).
-import { ConfigError } from '../config.js'
+import { ConfigError } from '../../config.js'
 import { DatasetError } from '../datasets/types.js'
 import { UsageError } from './args.js'
 

@@ -2,10 +2,10 @@
 import { spawnSync } from 'node:child_process'
 import path from 'node:path'
 import t from 'tap'
-import { REPO } from '../helpers/data.js'
+import { REPO } from '../../helpers/data.js'
 
 function run (tool: string, args: string[]): { status: number | null, stderr: string, stdout: string } {
-  const r = spawnSync(process.execPath, [...process.execArgv, path.join(REPO, 'src', 'cli', `${tool}.ts`), ...args], {
+  const r = spawnSync(process.execPath, [...process.execArgv, path.join(REPO, 'src', 'tools', 'cli', `${tool}.ts`), ...args], {
     cwd: REPO, encoding: 'utf8', env: { ...process.env, EXECUTION_PROVIDER: 'cpu' }, timeout: 120_000
   })
   return { status: r.status, stderr: r.stderr, stdout: r.stdout }

@@ -4,8 +4,8 @@ import { mkdtempSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
-import { evaluate } from '../../src/cli/evaluate.js'
-import { MANIFEST } from '../helpers/data.js'
+import { evaluate } from '../../../src/tools/cli/evaluate.js'
+import { MANIFEST } from '../../helpers/data.js'
 
 const env = { EXECUTION_PROVIDER: 'cpu', INFERENCE_WORKERS: '2', LOG_LEVEL: 'silent' }
 const manifest = JSON.parse(readFileSync(MANIFEST, 'utf8'))

@@ -3,12 +3,12 @@
 import { spawn } from 'node:child_process'
 import path from 'node:path'
 import t from 'tap'
-import { parseBenchArgs } from '../../src/bench/args.js'
-import { UsageError } from '../../src/cli/args.js'
-import { percentiles } from '../../src/bench/load.js'
-import { REPO } from '../helpers/data.js'
+import { parseBenchArgs } from '../../../src/tools/bench/args.js'
+import { UsageError } from '../../../src/tools/cli/args.js'
+import { percentiles } from '../../../src/tools/bench/load.js'
+import { REPO } from '../../helpers/data.js'
 
-const MAIN = path.join(REPO, 'src', 'bench', 'main.ts')
+const MAIN = path.join(REPO, 'src', 'tools', 'bench', 'main.ts')
 
 async function bench (args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
   const child = spawn(process.execPath, [...process.execArgv, MAIN, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] })

@@ -1,14 +1,14 @@
 // Runs a data set through exactly what the server runs: preprocess() (sharp, the model's input
 // spec) and the engine's batchers and inference workers. No train/serve skew by construction.
 import { createHash } from 'node:crypto'
-import { Engine } from '../inference/engine.js'
-import { engineOptions } from '../inference/engine-options.js'
-import { preprocessLimits } from '../preprocess/limits.js'
-import { preprocess } from '../preprocess/preprocess.js'
-import type { LoadedManifest, LoadedModel } from '../registry/load-manifest.js'
+import { Engine } from '../../inference/engine.js'
+import { engineOptions } from '../../inference/engine-options.js'
+import { preprocessLimits } from '../../preprocess/limits.js'
+import { preprocess } from '../../preprocess/preprocess.js'
+import type { LoadedManifest, LoadedModel } from '../../registry/load-manifest.js'
 import type { Dataset, Sample } from '../datasets/types.js'
 import { progress } from './progress.js'
-import type { Config } from '../config.js'
+import type { Config } from '../../config.js'
 
 export interface ModelOutputs {
   model: LoadedModel

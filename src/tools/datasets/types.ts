@@ -1,5 +1,5 @@
 // What calibrate and evaluate read: a named, described stream of images with optional labels.
-import type { RawImage } from '../preprocess/preprocess.js'
+import type { RawImage } from '../../preprocess/preprocess.js'
 
 export interface Sample {
   /** File name or "<set>#<index>", for warnings about unreadable images. */

@@ -1,6 +1,6 @@
 import { gzipSync } from 'node:zlib'
 import t from 'tap'
-import { IdxError, parseIdx } from '../../src/datasets/idx.js'
+import { IdxError, parseIdx } from '../../../src/tools/datasets/idx.js'
 
 const idx = (dims: number[], data: number[]): Buffer => {
   const head = Buffer.alloc(4 + 4 * dims.length)

@@ -1,7 +1,7 @@
 // Command-line parsing for the tools: node's parseArgs, with errors turned into one clear line.
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import type { LoadedManifest, LoadedModel } from '../registry/load-manifest.js'
-import { SCORE_KINDS, type ScoreKind } from '../registry/manifest-schema.js'
+import type { LoadedManifest, LoadedModel } from '../../registry/load-manifest.js'
+import { SCORE_KINDS, type ScoreKind } from '../../registry/manifest-schema.js'
 
 export class UsageError extends Error {
   override name = 'UsageError'

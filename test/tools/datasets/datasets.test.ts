@@ -2,10 +2,10 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
-import { BUILTIN_OOD_SETS, builtinDataset, drawShapes, prng } from '../../src/datasets/builtin.js'
-import { imageFolder } from '../../src/datasets/image-folder.js'
-import type { Dataset, Sample } from '../../src/datasets/types.js'
-import { png } from '../helpers/data.js'
+import { BUILTIN_OOD_SETS, builtinDataset, drawShapes, prng } from '../../../src/tools/datasets/builtin.js'
+import { imageFolder } from '../../../src/tools/datasets/image-folder.js'
+import type { Dataset, Sample } from '../../../src/tools/datasets/types.js'
+import { png } from '../../helpers/data.js'
 
 async function first (d: Dataset, n: number): Promise<Sample[]> {
   const out: Sample[] = []

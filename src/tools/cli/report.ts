@@ -1,6 +1,6 @@
 // Evaluation report: the seed paper's table layout (rows = OOD sets, columns = model/score),
 // as plain text for the terminal, Markdown and JSON.
-import type { OodMetrics } from '../ood/metrics.js'
+import type { OodMetrics } from '../evaluation/metrics.js'
 
 export interface Column {
   model: string

@@ -5,7 +5,7 @@
 //   AUPR-Out        average precision with OOD as positive and the score negated
 //   TNR at 95 % TPR threshold δ = the ⌊0.05(n+1)⌋-th smallest ID score; TNR = P(OOD < δ)
 //   detection acc.  max over δ of ½ (TPR + TNR)
-import { thresholdAtTpr } from './threshold.js'
+import { thresholdAtTpr } from '../../ood/threshold.js'
 
 export function auroc (id: ArrayLike<number>, ood: ArrayLike<number>): number {
   if (id.length === 0 || ood.length === 0) throw new RangeError('auroc needs ID and OOD scores')

@@ -6,12 +6,12 @@
 // (greyscale → resize → raw, then normalise) against preprocess(), per input format.
 import { once } from 'node:events'
 import sharp from 'sharp'
-import { workerInit, type EngineOptions } from '../inference/engine.js'
-import { WorkerPool } from '../inference/worker-pool.js'
-import { preprocess, type PreprocessLimits } from '../preprocess/preprocess.js'
-import { hwcToNormalizedChw } from '../preprocess/to-tensor.js'
-import type { InputSpec } from '../registry/manifest-schema.js'
-import type { LoadedManifest } from '../registry/load-manifest.js'
+import { workerInit, type EngineOptions } from '../../inference/engine.js'
+import { WorkerPool } from '../../inference/worker-pool.js'
+import { preprocess, type PreprocessLimits } from '../../preprocess/preprocess.js'
+import { hwcToNormalizedChw } from '../../preprocess/to-tensor.js'
+import type { InputSpec } from '../../registry/manifest-schema.js'
+import type { LoadedManifest } from '../../registry/load-manifest.js'
 
 export interface Throughput {
   batchSize: number

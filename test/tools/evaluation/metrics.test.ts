@@ -1,5 +1,5 @@
 import t from 'tap'
-import { auprIn, auprOut, auroc, averagePrecision, detectionAccuracy, oodMetrics, rejectRate, tnrAtTpr } from '../../src/ood/metrics.js'
+import { auprIn, auprOut, auroc, averagePrecision, detectionAccuracy, oodMetrics, rejectRate, tnrAtTpr } from '../../../src/tools/evaluation/metrics.js'
 
 const near = (a: number, b: number, tol = 1e-12): boolean => Math.abs(a - b) <= tol
 

@@ -6,7 +6,7 @@ import sharp from 'sharp'
 import { fashionDir } from '../datasets/builtin.js'
 import { readIdxImages } from '../datasets/idx.js'
 import { repoRoot } from '../datasets/repo-root.js'
-import type { SupportedFormat } from '../preprocess/sniff.js'
+import type { SupportedFormat } from '../../preprocess/sniff.js'
 
 /** `count` Fashion-MNIST test images as 28×28 grey pixels (the repo's fixtures when the data set is missing). */
 export async function fashionPixels (count: number): Promise<Uint8Array[]> {
