@@ -1,16 +1,17 @@
-// Builds the Fastify application: plugins and routes registered explicitly, in dependency
-// order. Everything it needs comes in as options, so tests, the CLI tools and server.ts
-// build the same app.
+// The Fastify application as a plugin (fastify/demo style): plugins and routes registered
+// explicitly, in dependency order. Everything it needs comes in as options — the parsed config
+// and a started inference engine — so server.ts, tests and scripts build the same app.
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import multipart from '@fastify/multipart'
 import swagger from '@fastify/swagger'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import fp from 'fastify-plugin'
 import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
 import type { OpenAPIV3 } from 'openapi-types'
 import type { Config } from './config.js'
 import { patchDocument } from './openapi/document.js'
-import { engineOptions } from './inference/engine-options.js'
+import type { Engine } from './inference/engine.js'
 import enginePlugin from './plugins/engine.js'
 import errorHandler from './plugins/error-handler.js'
 import lifecycle from './plugins/lifecycle.js'
@@ -18,7 +19,6 @@ import metricsPlugin from './plugins/metrics.js'
 import requestLog from './plugins/request-log.js'
 import { preprocessLimits } from './preprocess/limits.js'
 import { SUPPORTED_MEDIA_TYPES } from './preprocess/sniff.js'
-import type { LoadedManifest } from './registry/load-manifest.js'
 import classifyRoutes from './routes/classify.js'
 import healthRoutes from './routes/health.js'
 import metricsRoutes from './routes/metrics.js'
@@ -26,7 +26,11 @@ import modelRoutes from './routes/models.js'
 
 export interface AppOptions {
   config: Config
-  manifest: LoadedManifest
+  /** Started by the caller (server.ts: Engine.start); the app closes it when it closes. */
+  engine: Engine
+}
+
+export interface BuildOptions extends AppOptions {
   /** A pino logger (server.ts) or false (tests). */
   logger?: FastifyBaseLogger | false
 }
@@ -41,10 +45,10 @@ function requestId (req: IncomingMessage): string {
 
 export const PACKAGE_VERSION = '0.1.0'
 
-export async function buildApp (opts: AppOptions): Promise<FastifyInstance> {
-  const { config, manifest } = opts
-  const app = Fastify({
-    ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
+/** Server-level settings (limits, timeouts, logging) that a plugin cannot set. */
+export function serverOptions (config: Config, logger: FastifyBaseLogger | false = false): FastifyServerOptions {
+  return {
+    ...(logger !== false ? { loggerInstance: logger } : { logger: false }),
     genReqId: requestId,
     requestIdHeader: false,
     // Fastify's per-request lines are off: plugins/request-log.ts writes one line per request
@@ -56,19 +60,26 @@ export async function buildApp (opts: AppOptions): Promise<FastifyInstance> {
     forceCloseConnections: 'idle',
     // plugins/lifecycle.ts answers requests that arrive while closing, in the API's error format.
     return503OnClosing: false,
-    // Loading and warming every model can take longer than the 10 s default.
-    pluginTimeout: 180_000
-  }) as unknown as FastifyInstance
-  app.setValidatorCompiler(validatorCompiler)
-  app.setSerializerCompiler(serializerCompiler)
+    pluginTimeout: 30_000
+  } as FastifyServerOptions
+}
+
+/**
+ * The application as a plugin: every plugin and route, registered explicitly in order. Not
+ * encapsulated (fastify-plugin), so server.ts sees its decorators (lifecycle, engine).
+ */
+export const app = fp<AppOptions>(async function isomaxApp (fastify, opts) {
+  const { config, engine } = opts
+  fastify.setValidatorCompiler(validatorCompiler)
+  fastify.setSerializerCompiler(serializerCompiler)
 
   // The API takes images and forms only: no JSON or text parsers, so anything else is a 415.
-  app.removeAllContentTypeParsers()
-  app.addContentTypeParser([...SUPPORTED_MEDIA_TYPES], { parseAs: 'buffer', bodyLimit: config.MAX_UPLOAD_BYTES }, (_req, body, done) => {
+  fastify.removeAllContentTypeParsers()
+  fastify.addContentTypeParser([...SUPPORTED_MEDIA_TYPES], { parseAs: 'buffer', bodyLimit: config.MAX_UPLOAD_BYTES }, (_req, body, done) => {
     done(null, body)
   })
 
-  await app.register(swagger, {
+  await fastify.register(swagger, {
     openapi: {
       openapi: '3.0.3',
       info: {
@@ -83,23 +94,34 @@ export async function buildApp (opts: AppOptions): Promise<FastifyInstance> {
       return patchDocument(doc) as unknown as ReturnType<typeof jsonSchemaTransformObject>
     }
   })
-  await app.register(lifecycle)
-  await app.register(errorHandler, { maxUploadBytes: config.MAX_UPLOAD_BYTES, maxFiles: config.MAX_FILES })
-  await app.register(requestLog)
-  await app.register(metricsPlugin, { models: [...manifest.models.values()] })
-  await app.register(multipart, {
+  await fastify.register(lifecycle)
+  await fastify.register(errorHandler, { maxUploadBytes: config.MAX_UPLOAD_BYTES, maxFiles: config.MAX_FILES })
+  await fastify.register(requestLog)
+  await fastify.register(metricsPlugin, { models: [...engine.manifest.models.values()] })
+  await fastify.register(multipart, {
     limits: { fileSize: config.MAX_UPLOAD_BYTES, files: config.MAX_FILES, fields: 16, parts: config.MAX_FILES + 16 },
     throwFileSizeLimit: true
   })
-  await app.register(enginePlugin, {
-    manifest,
-    engine: engineOptions(config)
-  })
+  await fastify.register(enginePlugin, { engine })
 
-  await app.register(healthRoutes)
-  await app.register(modelRoutes)
-  await app.register(metricsRoutes)
-  await app.register(classifyRoutes, { limits: preprocessLimits(config), requestTimeoutMs: config.REQUEST_TIMEOUT_MS })
-  await app.ready()
-  return app
+  await fastify.register(healthRoutes)
+  await fastify.register(modelRoutes)
+  await fastify.register(metricsRoutes)
+  await fastify.register(classifyRoutes, { limits: preprocessLimits(config), requestTimeoutMs: config.REQUEST_TIMEOUT_MS })
+}, { name: 'isomax-app' })
+
+export default app
+
+/** A ready Fastify instance: server options plus the app plugin (server.ts, tests, scripts). */
+export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
+  const fastify = Fastify(serverOptions(opts.config, opts.logger ?? false)) as unknown as FastifyInstance
+  try {
+    await fastify.register(app, opts)
+    await fastify.ready()
+  } catch (err) {
+    // The engine is the app's from the start: a failed build must not leak its workers.
+    await opts.engine.close(err as Error)
+    throw err
+  }
+  return fastify
 }

@@ -5,6 +5,8 @@ import closeWithGrace from 'close-with-grace'
 import { pino } from 'pino'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
+import { Engine } from './inference/engine.js'
+import { engineOptions } from './inference/engine-options.js'
 import { loadManifest } from './registry/load-manifest.js'
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
@@ -29,7 +31,8 @@ async function main (): Promise<void> {
   try {
     const manifest = await loadManifest(config.MODELS_MANIFEST)
     logger.info({ manifest: manifest.file, models: [...manifest.models.keys()], default: manifest.defaultModel }, 'manifest loaded')
-    app = await buildApp({ config, manifest, logger })
+    const engine = await Engine.start(manifest, engineOptions(config), logger)
+    app = await buildApp({ config, engine, logger })
   } catch (err) {
     logger.fatal({ code: (err as { code?: string }).code }, (err as Error).message)
     destination.flushSync()

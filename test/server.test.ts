@@ -54,11 +54,11 @@ t.test('over a real socket: classify, then SIGTERM drains and exits 0', async (t
   t.equal(res.status, 200)
   t.equal(res.headers.get('x-request-id'), 'socket-1')
   t.equal((await res.json() as { model: string }).model, 'fashion-mnist-isomaxplus')
-  t.ok(await waitForLog(server.logs, /"requestId":"socket-1".*"route":"\/classify".*"status":200/), 'one JSON log line per request, with the caller\'s request id')
+  t.ok(await waitForLog(server, /"requestId":"socket-1".*"route":"\/classify".*"status":200/), 'one JSON log line per request, with the caller\'s request id')
   t.notMatch(server.logs(), /"route":"\/health/, 'health probes are not logged per request')
 
   server.child.kill('SIGTERM')
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.ok(await waitForLog(server, /draining: readiness now 503/), 'the signal is handled')
   const ready = await fetch(`${server.url}/health/ready`)
   t.equal(ready.status, 503, 'readiness turns 503 at once')
   t.match((await ready.json() as { reason: string }).reason, /draining/)

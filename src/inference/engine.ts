@@ -1,9 +1,12 @@
-// The inference engine: one worker pool shared by all models, one batcher per model.
-// It knows nothing of HTTP: the classify route calls classify() (admission before decoding),
-// the CLI tools call classifyTensor() on tensors they have already made.
+// The inference engine: one runner (the worker pool) shared by all models, one batcher per
+// model. It knows nothing of HTTP: the classify route calls classify() (admission before
+// decoding), the CLI tools call classifyTensor() on tensors they have already made.
+// server.ts starts the real one (Engine.start) and hands it to the app; tests may hand the app
+// an engine over a FunctionRunner instead (Engine.over).
 import type { LoadedManifest, LoadedModel } from '../registry/load-manifest.js'
-import { Batcher, type BatchObserver, type BatchResult } from './batcher.js'
+import { Batcher, type BatchResult } from './batcher.js'
 import type { Provider, ProviderRequest, WorkerInit } from './protocol.js'
+import type { InferenceRunner } from './runner.js'
 import { WorkerPool, type PoolLogger } from './worker-pool.js'
 
 export interface EngineOptions {
@@ -39,37 +42,53 @@ export function workerInit (manifest: LoadedManifest, options: Pick<EngineOption
 
 export class Engine {
   private readonly batchers = new Map<string, Batcher>()
+  private observer: EngineObserver = {}
+  private closed = false
 
-  private constructor (readonly manifest: LoadedManifest, private readonly pool: WorkerPool) {}
-
-  static async start (manifest: LoadedManifest, options: EngineOptions, log: PoolLogger, observer: EngineObserver = {}): Promise<Engine> {
-    const models = [...manifest.models.values()]
-    const pool = new WorkerPool(workerInit(manifest, options), options.workers, log)
-    await pool.start()
-    const engine = new Engine(manifest, pool)
-    for (const m of models) {
-      const batchObserver: BatchObserver = {
-        onBatch: (size, ms) => observer.onBatch?.(m.name, size, ms),
-        onQueueDepth: (depth) => observer.onQueueDepth?.(m.name, depth)
-      }
-      const batcher = new Batcher(m.name, pool, {
+  private constructor (readonly manifest: LoadedManifest, private readonly runner: InferenceRunner, options: Pick<EngineOptions, 'maxQueueSize' | 'maxBatchSize' | 'maxQueueDelayMs'>) {
+    for (const m of manifest.models.values()) {
+      const batcher = new Batcher(m.name, runner, {
         maxBatchSize: options.maxBatchSize ?? m.batching.maxBatchSize,
         maxQueueDelayMs: options.maxQueueDelayMs ?? m.batching.maxQueueDelayMs,
         maxQueueSize: options.maxQueueSize,
         sampleSize: m.input.channels * m.input.height * m.input.width
-      }, batchObserver)
-      engine.batchers.set(m.name, batcher)
+      }, {
+        onBatch: (size, ms) => this.observer.onBatch?.(m.name, size, ms),
+        onQueueDepth: (depth) => this.observer.onQueueDepth?.(m.name, depth)
+      })
+      this.batchers.set(m.name, batcher)
     }
-    pool.on('idle', () => { for (const b of engine.batchers.values()) b.pump() })
-    return engine
+    runner.on('idle', () => { for (const b of this.batchers.values()) b.pump() })
   }
 
-  get providers (): Record<string, Provider> {
-    return this.pool.providers
+  /** Start the worker pool: every worker loads and warms every model before this resolves. */
+  static async start (manifest: LoadedManifest, options: EngineOptions, log: PoolLogger): Promise<Engine> {
+    const pool = new WorkerPool(workerInit(manifest, options), options.workers, log)
+    await pool.start()
+    return new Engine(manifest, pool, options)
+  }
+
+  /** An engine over any runner (tests: a FunctionRunner in place of ONNX Runtime). */
+  static over (manifest: LoadedManifest, runner: InferenceRunner, options: Pick<EngineOptions, 'maxQueueSize' | 'maxBatchSize' | 'maxQueueDelayMs'>): Engine {
+    return new Engine(manifest, runner, options)
+  }
+
+  /** Where batch and queue events go (the app's metrics); one observer at a time. */
+  observe (observer: EngineObserver): void {
+    this.observer = observer
+  }
+
+  /** Every model loaded and warmed, and the engine not closed. */
+  get ready (): boolean {
+    return !this.closed && this.runner.workerCount > 0
+  }
+
+  get providers (): Readonly<Record<string, Provider>> {
+    return this.runner.providers
   }
 
   get workerCount (): number {
-    return this.pool.workerCount
+    return this.runner.workerCount
   }
 
   model (name: string): LoadedModel | undefined {
@@ -102,11 +121,12 @@ export class Engine {
 
   /** Test hook: make one worker die as if it had crashed. */
   async crashOneWorker (): Promise<void> {
-    await this.pool.crashOneWorker()
+    if (this.runner instanceof WorkerPool) await this.runner.crashOneWorker()
   }
 
   async close (reason: Error): Promise<void> {
+    this.closed = true
     for (const b of this.batchers.values()) b.drain(reason)
-    await this.pool.close()
+    await this.runner.close()
   }
 }

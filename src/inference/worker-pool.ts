@@ -1,15 +1,10 @@
 // A fixed pool of inference workers. Each job goes to an idle worker; the batchers in front of
 // the pool decide what a job holds. A worker that dies fails only its own job and is replaced.
-import { EventEmitter } from 'node:events'
+import { EventEmitter, once } from 'node:events'
 import { Worker } from 'node:worker_threads'
 import { InferenceFailedError, ModelLoadError, ProviderUnavailableError } from '../errors.js'
 import type { FromWorker, Provider, ToWorker, WorkerInit } from './protocol.js'
-
-export interface RunResult {
-  logits: Float32Array
-  classes: number
-  inferenceMs: number
-}
+import type { InferenceRunner, RunResult } from './runner.js'
 
 interface Job {
   id: number
@@ -31,7 +26,7 @@ export interface PoolLogger {
 // The compiled service runs worker.js; tests (tap's TypeScript loader) run worker.ts.
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
 
-export class WorkerPool extends EventEmitter {
+export class WorkerPool extends EventEmitter implements InferenceRunner {
   readonly providers: Record<string, Provider> = {}
   private readonly slots: Slot[] = []
   private nextId = 1
@@ -143,10 +138,16 @@ export class WorkerPool extends EventEmitter {
     })
   }
 
-  /** Test hook and operator aid: kill one worker as if it had crashed. */
+  /**
+   * Test hook and operator aid: kill one worker as if it had crashed. Resolves once the pool
+   * has handled the exit (its slot gone, a replacement starting).
+   */
   async crashOneWorker (): Promise<void> {
     const slot = this.slots[0]
-    if (slot !== undefined) await slot.worker.terminate()
+    if (slot === undefined) return
+    const handled = once(slot.worker, 'exit') // after the pool's own 'exit' listener
+    await slot.worker.terminate()
+    await handled
   }
 
   async close (): Promise<void> {

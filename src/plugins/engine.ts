@@ -1,9 +1,9 @@
-// Starts the inference engine (workers, sessions, warm-up) before the app is ready and closes
-// it — sessions released — when the app closes.
+// Hands the app its inference engine (started by server.ts, or built over a FunctionRunner in
+// tests), wires its batch events into the metrics, and closes it — sessions released — when
+// the app closes. The app owns the engine from here on.
 import fp from 'fastify-plugin'
 import { ShuttingDownError } from '../errors.js'
-import { Engine, type EngineOptions } from '../inference/engine.js'
-import type { LoadedManifest } from '../registry/load-manifest.js'
+import type { Engine } from '../inference/engine.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -12,13 +12,13 @@ declare module 'fastify' {
 }
 
 export interface EnginePluginOptions {
-  manifest: LoadedManifest
-  engine: EngineOptions
+  engine: Engine
 }
 
 export default fp<EnginePluginOptions>(async function enginePlugin (app, opts) {
   const { metrics } = app
-  const engine = await Engine.start(opts.manifest, opts.engine, app.log, {
+  const { engine } = opts
+  engine.observe({
     onBatch: (model, size, ms) => {
       metrics.batchSize.observe({ model }, size)
       metrics.inferenceDuration.observe({ model }, ms / 1000)
@@ -30,11 +30,10 @@ export default fp<EnginePluginOptions>(async function enginePlugin (app, opts) {
     metrics.modelProvider.set({ model, provider }, 1)
     app.log.info({ model, provider }, 'model loaded and warmed up')
   }
-  metrics.modelsLoaded.set(opts.manifest.models.size)
+  metrics.modelsLoaded.set(engine.manifest.models.size)
   metrics.inferenceWorkers.set(engine.workerCount)
-  app.lifecycle.ready = true
+  app.lifecycle.modelsReady = () => engine.ready
   app.addHook('onClose', async () => {
-    app.lifecycle.ready = false
     metrics.modelsLoaded.set(0)
     await engine.close(new ShuttingDownError())
   })

@@ -1,11 +1,13 @@
-// Readiness state: ready once every model is warmed up; draining from the first shutdown signal.
+// Readiness state: ready while the engine says every model is warmed up (plugins/engine.ts
+// supplies modelsReady); draining from the first shutdown signal.
 // Once the server is closing, a request that still arrives on an open keep-alive connection
 // gets our JSON 503 (ISOMAX_SHUTTING_DOWN, Connection: close) so a balancer resends it elsewhere.
 import fp from 'fastify-plugin'
 import { ShuttingDownError, errorBody } from '../errors.js'
 
 export interface Lifecycle {
-  ready: boolean
+  /** Whether every model is loaded and warmed up; the engine plugin replaces this. */
+  modelsReady: () => boolean
   draining: boolean
   closing: boolean
   notReadyReason: () => string | null
@@ -19,12 +21,12 @@ declare module 'fastify' {
 
 export default fp(async function lifecyclePlugin (app) {
   const lifecycle: Lifecycle = {
-    ready: false,
+    modelsReady: () => false,
     draining: false,
     closing: false,
     notReadyReason () {
       if (this.draining) return 'draining: the server is shutting down'
-      if (!this.ready) return 'models are still loading'
+      if (!this.modelsReady()) return 'models are still loading'
       return null
     }
   }

@@ -8,8 +8,6 @@ import t from 'tap'
 import { fixturePng } from '../helpers/images.js'
 import { startServer } from '../helpers/server-process.js'
 
-const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
-
 t.test('a request in flight when the drain ends: answered, then the process exits 0 at once', async (t) => {
   const drainMs = 800
   const server = await startServer({ DRAIN_DELAY_MS: String(drainMs), SHUTDOWN_TIMEOUT_MS: '20000', LOG_LEVEL: 'info' })
@@ -21,16 +19,18 @@ t.test('a request in flight when the drain ends: answered, then the process exit
 
   // The request's body arrives in two halves, the second after the drain delay: the connection
   // is busy (not idle) when app.close() starts, then answers and stays open for reuse.
+  let firstHalfSent!: () => void
+  const sent = new Promise<void>((resolve) => { firstHalfSent = resolve })
   const response = new Promise<{ status: number, connection: string | undefined }>((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, path: '/classify', method: 'POST', agent, headers: { 'content-type': 'image/png', 'content-length': body.length } }, (res) => {
       res.resume()
       res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }))
     })
     req.on('error', reject)
-    req.write(body.subarray(0, 100))
+    req.write(body.subarray(0, 100), () => firstHalfSent())
     setTimeout(() => req.end(body.subarray(100)), drainMs + 700)
   })
-  await sleep(100)
+  await sent
   const signalled = Date.now()
   server.child.kill('SIGTERM')
 

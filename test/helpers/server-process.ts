@@ -40,12 +40,23 @@ export async function startServer (env: Record<string, string> = {}, timeoutMs =
   return { ...proc, url }
 }
 
-/** Wait until the process has logged something matching `pattern` (logs are written after responses). */
-export async function waitForLog (logs: () => string, pattern: RegExp, timeoutMs = 5000): Promise<boolean> {
-  const until = Date.now() + timeoutMs
-  while (Date.now() < until) {
-    if (pattern.test(logs())) return true
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-  return false
+/**
+ * Resolve true once the process has logged something matching `pattern` (checked on every
+ * chunk it writes, so no polling), false after `timeoutMs`.
+ */
+export async function waitForLog (proc: Pick<ServerProcess, 'child' | 'logs'>, pattern: RegExp, timeoutMs = 5000): Promise<boolean> {
+  if (pattern.test(proc.logs())) return true
+  return await new Promise<boolean>((resolve) => {
+    const done = (found: boolean): void => {
+      clearTimeout(timer)
+      proc.child.stdout!.off('data', check)
+      proc.child.stderr!.off('data', check)
+      resolve(found)
+    }
+    // Listeners run in registration order: spawnServer's own listener has appended the chunk.
+    const check = (): void => { if (pattern.test(proc.logs())) done(true) }
+    const timer = setTimeout(() => done(false), timeoutMs)
+    proc.child.stdout!.on('data', check)
+    proc.child.stderr!.on('data', check)
+  })
 }

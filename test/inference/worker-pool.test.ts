@@ -1,7 +1,9 @@
 // Real worker threads and ONNX sessions: a worker that dies fails only its own batch and is
-// replaced; closing releases every worker.
+// replaced; closing releases every worker. Waits on the pool's events, never on the clock.
+import { once } from 'node:events'
 import t from 'tap'
-import { Engine } from '../../src/inference/engine.js'
+import { workerInit } from '../../src/inference/engine.js'
+import { WorkerPool } from '../../src/inference/worker-pool.js'
 import { loadManifest } from '../../src/registry/load-manifest.js'
 import { MANIFEST } from '../helpers/data.js'
 import { golden } from '../helpers/images.js'
@@ -11,23 +13,28 @@ const manifest = await loadManifest(MANIFEST)
 const model = manifest.defaultModel
 const tensor = (): Float32Array => Float32Array.from(golden.images[0]!.tensor)
 
+/** Resolve once `n` workers are ready and idle: every 'idle' event is a worker becoming free. */
+async function idleWorkers (pool: WorkerPool, n: number): Promise<void> {
+  while (pool.idleCount < n) await once(pool, 'idle')
+}
+
 t.test('classifies through the pool, survives a worker crash, closes', async (t) => {
-  const engine = await Engine.start(manifest, { provider: 'cpu', workers: 2, intraOpThreads: 1, maxQueueSize: 64, maxQueueDelayMs: 0 }, quiet)
-  t.equal(engine.workerCount, 2)
-  t.same(Object.values(engine.providers), [...manifest.models.keys()].map(() => 'cpu'))
-  const before = await engine.classifyTensor(model, tensor(), 5000)
+  const pool = new WorkerPool(workerInit(manifest, { provider: 'cpu', intraOpThreads: 1 }), 2, quiet)
+  await pool.start()
+  t.equal(pool.workerCount, 2)
+  t.same(Object.values(pool.providers), [...manifest.models.keys()].map(() => 'cpu'))
+  const before = await pool.run(model, 1, tensor())
   t.equal(before.logits.length, 10)
 
-  await engine.crashOneWorker()
-  await new Promise((resolve) => setTimeout(resolve, 50))
-  const during = await engine.classifyTensor(model, tensor(), 5000)
+  await pool.crashOneWorker()
+  t.equal(pool.idleCount, 1, 'the crashed worker is out of the pool at once')
+  const during = await pool.run(model, 1, tensor())
   t.same([...during.logits], [...before.logits], 'the surviving worker answers identically')
 
-  const until = Date.now() + 30_000
-  while (engine.workerCount < 2 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50))
-  t.equal(engine.workerCount, 2, 'the dead worker was replaced')
-  const results = await Promise.all(Array.from({ length: 20 }, async () => await engine.classifyTensor(model, tensor(), 5000)))
-  t.ok(results.every((r) => r.logits[9] === before.logits[9]))
-  await engine.close(new Error('closing'))
-  t.equal(engine.workerCount, 0)
+  await idleWorkers(pool, 2)
+  t.equal(pool.workerCount, 2, 'the dead worker was replaced')
+  const results = await Promise.all([pool.run(model, 1, tensor()), pool.run(model, 1, tensor())])
+  t.ok(results.every((r) => r.logits[9] === before.logits[9]), 'both workers answer identically')
+  await pool.close()
+  t.equal(pool.workerCount, 0)
 })

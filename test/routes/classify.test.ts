@@ -1,10 +1,13 @@
 import sharp from 'sharp'
 import t from 'tap'
+import { loadManifest } from '../../src/registry/load-manifest.js'
 import { build } from '../helpers/build.js'
+import { MANIFEST } from '../helpers/data.js'
 import { bombPng, fixturePng, golden } from '../helpers/images.js'
 import { multipart } from '../helpers/multipart.js'
 
 const app = await build(t, { MAX_UPLOAD_BYTES: String(2 * 1024 * 1024) })
+const manifest = await loadManifest(MANIFEST)
 const LABELS = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']
 
 const post = async (url: string, payload: Buffer | string | undefined, contentType?: string, headers: Record<string, string> = {}) =>
@@ -22,7 +25,8 @@ t.test('a raw PNG gets the full result for the default model', async (t) => {
   t.equal(body.topK[0].label, body.label)
   t.ok(body.topK[0].probability >= body.topK[1].probability && body.topK[1].probability >= body.topK[2].probability)
   t.type(body.ood.score, 'number')
-  t.equal(body.ood.kind, body.ood.kind)
+  t.equal(body.ood.kind, manifest.models.get(body.model)!.ood.score, 'the decision score is the manifest\'s')
+  t.equal(body.ood.threshold, manifest.models.get(body.model)!.ood.threshold)
   t.equal(body.ood.reject, body.ood.score < body.ood.threshold)
   t.ok(body.ood.pValue > 0 && body.ood.pValue <= 1)
   t.ok(body.ood.minDistance >= 0, 'distance head → minDistance present')

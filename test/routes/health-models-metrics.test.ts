@@ -1,9 +1,6 @@
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
 import t from 'tap'
-import { build } from '../helpers/build.js'
+import { build, buildOver, simpleLogits } from '../helpers/build.js'
 import { fixturePng } from '../helpers/images.js'
 
 const app = await build(t)
@@ -78,8 +75,14 @@ t.test('GET /metrics is valid Prometheus text and counts what happened', async (
 
   const promtool = spawnSync('promtool', ['--version'])
   t.equal(promtool.error, undefined, 'promtool is installed (Debian package prometheus; .ci/run installs it)')
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'isomax-metrics-'))
-  writeFileSync(path.join(dir, 'metrics.txt'), text)
   const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' })
   t.equal(check.status, 0, `promtool check metrics: ${check.stdout}${check.stderr}`)
+})
+
+t.test('readiness is 503 "models are still loading" until the engine has workers', async (t) => {
+  const { app: loading } = await buildOver(t, simpleLogits, {}, { slots: 0 })
+  const res = await loading.inject('/health/ready')
+  t.equal(res.statusCode, 503)
+  t.match(res.json(), { status: 'not-ready', reason: 'models are still loading' })
+  t.equal((await loading.inject('/health/live')).statusCode, 200, 'liveness does not wait for models')
 })
