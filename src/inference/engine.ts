@@ -3,7 +3,7 @@
 // decoding), the CLI tools call classifyTensor() on tensors they have already made.
 // server.ts starts the real one (Engine.start) and hands it to the app; tests may hand the app
 // an engine over a FunctionRunner instead (Engine.over).
-import type { LoadedManifest, LoadedModel } from '../registry/load-manifest.js'
+import type { LoadedEntry, LoadedManifest, LoadedModel } from '../registry/load-manifest.js'
 import { Batcher, type BatchResult } from './batcher.js'
 import type { Provider, ProviderRequest, WorkerInit } from './protocol.js'
 import type { InferenceRunner } from './runner.js'
@@ -25,7 +25,7 @@ export interface EngineObserver {
 }
 
 /** What every inference worker loads: the same for the engine and for the bench's ceilings. */
-export function workerInit (manifest: LoadedManifest, options: Pick<EngineOptions, 'provider' | 'intraOpThreads' | 'maxBatchSize'>): WorkerInit {
+export function workerInit (manifest: LoadedManifest<LoadedEntry>, options: Pick<EngineOptions, 'provider' | 'intraOpThreads' | 'maxBatchSize'>): WorkerInit {
   return {
     provider: options.provider,
     intraOpThreads: options.intraOpThreads,
@@ -40,12 +40,13 @@ export function workerInit (manifest: LoadedManifest, options: Pick<EngineOption
   }
 }
 
-export class Engine {
+/** M: the served, calibrated models; calibrate runs models whose OOD block it is about to write. */
+export class Engine<M extends LoadedEntry = LoadedModel> {
   private readonly batchers = new Map<string, Batcher>()
   private observer: EngineObserver = {}
   private closed = false
 
-  private constructor (readonly manifest: LoadedManifest, private readonly runner: InferenceRunner, options: Pick<EngineOptions, 'maxQueueSize' | 'maxBatchSize' | 'maxQueueDelayMs'>) {
+  private constructor (readonly manifest: LoadedManifest<M>, private readonly runner: InferenceRunner, options: Pick<EngineOptions, 'maxQueueSize' | 'maxBatchSize' | 'maxQueueDelayMs'>) {
     for (const m of manifest.models.values()) {
       const batcher = new Batcher(m.name, runner, {
         maxBatchSize: options.maxBatchSize ?? m.batching.maxBatchSize,
@@ -62,14 +63,14 @@ export class Engine {
   }
 
   /** Start the worker pool: every worker loads and warms every model before this resolves. */
-  static async start (manifest: LoadedManifest, options: EngineOptions, log: PoolLogger): Promise<Engine> {
+  static async start<M extends LoadedEntry = LoadedModel> (manifest: LoadedManifest<M>, options: EngineOptions, log: PoolLogger): Promise<Engine<M>> {
     const pool = new WorkerPool(workerInit(manifest, options), options.workers, log)
     await pool.start()
     return new Engine(manifest, pool, options)
   }
 
   /** An engine over any runner (tests: a FunctionRunner in place of ONNX Runtime). */
-  static over (manifest: LoadedManifest, runner: InferenceRunner, options: Pick<EngineOptions, 'maxQueueSize' | 'maxBatchSize' | 'maxQueueDelayMs'>): Engine {
+  static over<M extends LoadedEntry = LoadedModel> (manifest: LoadedManifest<M>, runner: InferenceRunner, options: Pick<EngineOptions, 'maxQueueSize' | 'maxBatchSize' | 'maxQueueDelayMs'>): Engine<M> {
     return new Engine(manifest, runner, options)
   }
 
@@ -91,7 +92,7 @@ export class Engine {
     return this.runner.workerCount
   }
 
-  model (name: string): LoadedModel | undefined {
+  model (name: string): M | undefined {
     return this.manifest.models.get(name)
   }
 

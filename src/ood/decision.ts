@@ -1,6 +1,6 @@
 // From one row of logits to what the API answers: prediction, top-k and the OOD decision.
 // Pure: no I/O, no Fastify; the route adds timings.
-import type { ModelEntry } from '../registry/manifest-schema.js'
+import type { CalibratedEntry } from '../registry/manifest-schema.js'
 import { argmax, maxOf, score, softmax, type Logits } from './scores.js'
 import { conformalPValue } from './threshold.js'
 
@@ -12,7 +12,7 @@ export interface TopKEntry {
 
 export interface OodResult {
   score: number
-  kind: ModelEntry['ood']['score']
+  kind: CalibratedEntry['ood']['score']
   threshold: number
   reject: boolean
   pValue?: number
@@ -26,7 +26,7 @@ export interface Decision {
   ood: OodResult
 }
 
-export function decide (model: Pick<ModelEntry, 'labels' | 'ood' | 'output'>, logits: Logits, k: number): Decision {
+export function decide (model: Pick<CalibratedEntry, 'labels' | 'ood' | 'output'>, logits: Logits, k: number): Decision {
   const probabilities = softmax(logits)
   const order = Array.from(probabilities.keys()).sort((a, b) => (probabilities[b] as number) - (probabilities[a] as number))
   const classIndex = argmax(logits)

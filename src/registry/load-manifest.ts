@@ -7,17 +7,23 @@ import { readFile, stat } from 'node:fs/promises'
 import path from 'node:path'
 import type { z } from 'zod'
 import { ManifestError } from '../errors.js'
-import { ManifestSchema, type Manifest, type ModelEntry } from './manifest-schema.js'
+import { ManifestSchema, type CalibratedEntry, type Manifest, type ModelEntry } from './manifest-schema.js'
 
-export interface LoadedModel extends ModelEntry {
+/** A model as the service serves it: calibrated, its ONNX file found and verified. */
+export interface LoadedModel extends CalibratedEntry {
   /** Absolute path of the ONNX file. */
   onnxPath: string
 }
 
-export interface LoadedManifest {
+/** A model as calibrate sees it: possibly without an OOD block yet. */
+export interface LoadedEntry extends ModelEntry {
+  onnxPath: string
+}
+
+export interface LoadedManifest<M extends LoadedEntry = LoadedModel> {
   file: string
   defaultModel: string
-  models: Map<string, LoadedModel>
+  models: Map<string, M>
 }
 
 export async function sha256File (file: string): Promise<string> {
@@ -61,11 +67,11 @@ export function parseManifest (file: string, raw: unknown): Manifest {
     names.add(m.name)
     if (m.input.channels === 1 && m.input.colour !== 'grey') throw new ManifestError(`${where}.input.colour: a 1-channel input must be "grey"`)
     if (m.input.channels === 3 && m.input.colour !== 'rgb') throw new ManifestError(`${where}.input.colour: a 3-channel input must be "rgb"`)
-    const scores = m.ood.calibration.scores
+    const scores = m.ood?.calibration.scores
     if (scores !== undefined && scores.some((v, j) => j > 0 && v < (scores[j - 1] as number))) {
       throw new ManifestError(`${where}.ood.calibration.scores: must be sorted ascending`)
     }
-    if (m.head === 'softmax' && m.ood.score === 'mds') {
+    if (m.head === 'softmax' && m.ood?.score === 'mds') {
       throw new ManifestError(`${where}.ood.score: "mds" needs a distance head (isomaxplus or isomax), not softmax`)
     }
   })
@@ -75,7 +81,15 @@ export function parseManifest (file: string, raw: unknown): Manifest {
   return manifest
 }
 
-export async function loadManifest (file: string): Promise<LoadedManifest> {
+export interface LoadOptions {
+  /** Accept models without an OOD block (calibrate, which writes it); the service never does. */
+  uncalibrated?: boolean
+}
+
+/** Read, validate and verify a manifest; every model must be calibrated unless `uncalibrated`. */
+export async function loadManifest (file: string): Promise<LoadedManifest>
+export async function loadManifest (file: string, options: { uncalibrated: true }): Promise<LoadedManifest<LoadedEntry>>
+export async function loadManifest (file: string, options: LoadOptions = {}): Promise<LoadedManifest<LoadedEntry>> {
   const absolute = path.resolve(file)
   let text: string
   try {
@@ -91,9 +105,12 @@ export async function loadManifest (file: string): Promise<LoadedManifest> {
   }
   const manifest = parseManifest(absolute, raw)
   const dir = path.dirname(absolute)
-  const models = new Map<string, LoadedModel>()
+  const models = new Map<string, LoadedEntry>()
   for (const [i, entry] of manifest.models.entries()) {
     const where = `${absolute}: models[${i}] (model "${entry.name}")`
+    if (entry.ood === undefined && options.uncalibrated !== true) {
+      throw new ManifestError(`${where}.ood: missing: the model is not calibrated yet; run \`npm run calibrate -- --model ${entry.name} --score KIND --data PATH\` (docs/calibration.md)`)
+    }
     const onnxPath = path.resolve(dir, entry.path)
     try {
       const info = await stat(onnxPath)

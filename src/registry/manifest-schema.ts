@@ -1,5 +1,7 @@
-// The manifest contract (DESIGN.md § Contracts): written by training/publish.py, rewritten
-// (OOD block only) by `npm run calibrate`, read by the service at start.
+// The manifest contract: one owner per field. The training side (training/publish.py) writes a
+// model's entry without an OOD block; only `npm run calibrate` writes the OOD block; the service
+// reads it and serves calibrated models only. models/manifest.schema.json is generated from
+// these schemas (npm run manifest-schema) for the Python side to validate against.
 import { z } from 'zod'
 
 export const SCORE_KINDS = ['mds', 'entropic', 'msp', 'maxlogit', 'energy'] as const
@@ -54,7 +56,8 @@ export const ModelEntrySchema = z.object({
     holds: z.enum(['negative-distances', 'logits'])
   }).strict(),
   labels: z.array(z.string().min(1)).min(2),
-  ood: OodSchema,
+  // Absent until `npm run calibrate` has run: the service refuses to serve such a model.
+  ood: OodSchema.optional(),
   batching: z.object({
     maxBatchSize: z.number().int().min(1).max(4096),
     maxQueueDelayMs: z.number().min(0).max(10_000)
@@ -68,5 +71,7 @@ export const ManifestSchema = z.object({
 
 export type InputSpec = z.infer<typeof InputSpecSchema>
 export type ModelEntry = z.infer<typeof ModelEntrySchema>
+/** An entry whose OOD block calibrate has written: what the service serves. */
+export type CalibratedEntry = ModelEntry & { ood: OodSpec }
 export type Manifest = z.infer<typeof ManifestSchema>
 export type OodSpec = z.infer<typeof OodSchema>

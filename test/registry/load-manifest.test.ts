@@ -63,3 +63,13 @@ t.test('a missing ONNX file, bad JSON and a missing manifest are reported with t
   await t.rejects(loadManifest(path.join(dir, 'manifest.json')), { message: /manifest\.json: not valid JSON/ })
   await t.rejects(loadManifest(path.join(dir, 'absent.json')), { message: /absent\.json: cannot read the manifest/ })
 })
+
+t.test('an entry without an OOD block (published, not calibrated) is refused by the service, named; calibrate may load it', async (t) => {
+  const m = clone()
+  delete m.models[2].ood
+  const file = workspace(m)
+  await t.rejects(loadManifest(file), { message: new RegExp(`models\\[2\\] \\(model "${m.models[2].name}"\\)\\.ood: missing: the model is not calibrated yet; run \`npm run calibrate -- --model ${m.models[2].name} `) })
+  const relaxed = await loadManifest(file, { uncalibrated: true })
+  t.equal(relaxed.models.get(m.models[2].name)!.ood, undefined)
+  t.ok(relaxed.models.get(m.models[0].name)!.ood !== undefined, 'calibrated entries keep their block')
+})

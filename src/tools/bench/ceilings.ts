@@ -11,7 +11,7 @@ import { WorkerPool } from '../../inference/worker-pool.js'
 import { preprocess, type PreprocessLimits } from '../../preprocess/preprocess.js'
 import { hwcToNormalizedChw } from '../../preprocess/to-tensor.js'
 import type { InputSpec } from '../../registry/manifest-schema.js'
-import type { LoadedManifest } from '../../registry/load-manifest.js'
+import type { LoadedEntry, LoadedManifest } from '../../registry/load-manifest.js'
 
 export interface Throughput {
   batchSize: number
@@ -23,7 +23,7 @@ export interface Throughput {
 const quiet = { warn: () => {}, error: (obj: object, msg: string) => process.stderr.write(`bench: ${msg} ${JSON.stringify(obj)}\n`) }
 
 /** The service's inference workers, as the service would start them with these options. */
-export async function startPool (manifest: LoadedManifest, options: EngineOptions): Promise<WorkerPool> {
+export async function startPool (manifest: LoadedManifest<LoadedEntry>, options: EngineOptions): Promise<WorkerPool> {
   const pool = new WorkerPool(workerInit(manifest, options), options.workers, quiet)
   await pool.start()
   return pool

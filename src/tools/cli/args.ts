@@ -1,6 +1,6 @@
 // Command-line parsing for the tools: node's parseArgs, with errors turned into one clear line.
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import type { LoadedManifest, LoadedModel } from '../../registry/load-manifest.js'
+import type { LoadedEntry, LoadedManifest } from '../../registry/load-manifest.js'
 import { SCORE_KINDS, type ScoreKind } from '../../registry/manifest-schema.js'
 
 export class UsageError extends Error {
@@ -32,14 +32,14 @@ export function parseScore (text: string): ScoreKind {
   return text as ScoreKind
 }
 
-export function requireModel (manifest: LoadedManifest, name: string): LoadedModel {
+export function requireModel<M extends LoadedEntry> (manifest: LoadedManifest<M>, name: string): M {
   const model = manifest.models.get(name)
   if (model === undefined) throw new UsageError(`model "${name}" is not in ${manifest.file} (it has: ${[...manifest.models.keys()].join(', ')})`)
   return model
 }
 
 /** mds is −(minimum distance): meaningless for a head that outputs plain logits. */
-export function requireScoreFits (kind: ScoreKind, model: LoadedModel, where: string): void {
+export function requireScoreFits (kind: ScoreKind, model: LoadedEntry, where: string): void {
   if (kind === 'mds' && model.output.holds !== 'negative-distances') {
     throw new UsageError(`${where}: mds needs a distance head; "${model.name}" outputs plain logits`)
   }

@@ -10,7 +10,7 @@ import { resolveDataset } from '../datasets/resolve.js'
 import { quantileSummary } from '../evaluation/quantiles.js'
 import { score } from '../../ood/scores.js'
 import { thresholdAtTpr } from '../../ood/threshold.js'
-import type { OodSpec } from '../../registry/manifest-schema.js'
+import { SCORE_KINDS, type OodSpec } from '../../registry/manifest-schema.js'
 import { loadManifest } from '../../registry/load-manifest.js'
 import { updateOodBlock } from '../../registry/update-manifest.js'
 import { parse, parseScore, parseTpr, requireModel, requireOption, requireScoreFits, UsageError } from './args.js'
@@ -47,9 +47,10 @@ export async function calibrate (argv: string[], env: NodeJS.ProcessEnv = proces
   const scoreOverride = args.score !== undefined ? parseScore(args.score) : undefined
   const config = loadConfig(env)
   const manifestFile = args.manifest ?? config.MODELS_MANIFEST
-  const manifest = await loadManifest(manifestFile)
+  const manifest = await loadManifest(manifestFile, { uncalibrated: true })
   const model = requireModel(manifest, modelName)
-  const kind = scoreOverride ?? model.ood.score
+  const kind = scoreOverride ?? model.ood?.score
+  if (kind === undefined) throw new UsageError(`model "${model.name}" has no OOD block yet: choose its decision score with --score (${SCORE_KINDS.join(', ')})`)
   requireScoreFits(kind, model, '--score')
   const dataset = await resolveDataset(dataSpec, { labels: args.labels, indices: args.indices })
 

@@ -5,13 +5,13 @@ import { Engine } from '../../inference/engine.js'
 import { engineOptions } from '../../inference/engine-options.js'
 import { preprocessLimits } from '../../preprocess/limits.js'
 import { preprocess } from '../../preprocess/preprocess.js'
-import type { LoadedManifest, LoadedModel } from '../../registry/load-manifest.js'
+import type { LoadedEntry, LoadedManifest } from '../../registry/load-manifest.js'
 import type { Dataset, Sample } from '../datasets/types.js'
 import { progress } from './progress.js'
 import type { Config } from '../../config.js'
 
 export interface ModelOutputs {
-  model: LoadedModel
+  model: LoadedEntry
   /** n × classes logits, in data set order, unreadable images left out. */
   logits: Float32Array[]
   /** Class index per image, −1 when the source has no label the model knows. */
@@ -28,7 +28,7 @@ export interface DatasetRun {
 
 const slug = (s: string): string => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')
 
-function labelIndex (sample: Sample, model: LoadedModel): number {
+function labelIndex (sample: Sample, model: LoadedEntry): number {
   if (sample.labelIndex !== undefined) return sample.labelIndex < model.labels.length ? sample.labelIndex : -1
   if (sample.labelName === undefined) return -1
   const exact = model.labels.indexOf(sample.labelName)
@@ -40,14 +40,14 @@ function labelIndex (sample: Sample, model: LoadedModel): number {
   return Number.isInteger(n) && n >= 0 && n < model.labels.length ? n : -1
 }
 
-export async function startEngine (manifest: LoadedManifest, config: Config): Promise<Engine> {
+export async function startEngine<M extends LoadedEntry> (manifest: LoadedManifest<M>, config: Config): Promise<Engine<M>> {
   return await Engine.start(manifest, engineOptions(config), {
     warn: (_obj, msg) => process.stderr.write(`warning: ${msg}\n`),
     error: (obj, msg) => process.stderr.write(`error: ${msg} ${JSON.stringify(obj)}\n`)
   })
 }
 
-export async function runDataset (engine: Engine, models: LoadedModel[], dataset: Dataset, label: string, config: Config): Promise<DatasetRun> {
+export async function runDataset<M extends LoadedEntry> (engine: Engine<M>, models: M[], dataset: Dataset, label: string, config: Config): Promise<DatasetRun> {
   const started = performance.now()
   const hash = createHash('sha256')
   const outputs = new Map<string, ModelOutputs>(models.map((m) => [m.name, { model: m, logits: [], labels: [] }]))
