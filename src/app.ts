@@ -2,10 +2,10 @@
 // explicitly, in dependency order. Everything it needs comes in as options — the parsed config
 // and a started inference engine — so server.ts, tests and scripts build the same app.
 import { randomUUID } from 'node:crypto'
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, Server } from 'node:http'
 import multipart from '@fastify/multipart'
 import swagger from '@fastify/swagger'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
 import type { OpenAPIV3 } from 'openapi-types'
@@ -13,9 +13,12 @@ import type { Config } from './config.js'
 import { patchDocument } from './openapi/document.js'
 import type { Engine } from './inference/engine.js'
 import enginePlugin from './plugins/engine.js'
+import { clientErrorHandler, frameworkErrors } from './http/client-errors.js'
 import errorHandler from './plugins/error-handler.js'
 import lifecycle from './plugins/lifecycle.js'
+import linger from './plugins/linger.js'
 import metricsPlugin from './plugins/metrics.js'
+import protocolChecks from './plugins/protocol-checks.js'
 import requestLog from './plugins/request-log.js'
 import { preprocessLimits } from './preprocess/limits.js'
 import { SUPPORTED_MEDIA_TYPES } from './preprocess/sniff.js'
@@ -45,8 +48,11 @@ function requestId (req: IncomingMessage): string {
 
 export const PACKAGE_VERSION = '0.1.0'
 
+/** Longest path parameter (a model name): routes/schemas.ts allows the same. */
+export const MAX_PARAM_LENGTH = 200
+
 /** Server-level settings (limits, timeouts, logging) that a plugin cannot set. */
-export function serverOptions (config: Config, logger: FastifyBaseLogger | false = false): FastifyServerOptions {
+export function serverOptions (config: Config, logger: FastifyBaseLogger | false = false): FastifyHttpOptions<Server> {
   return {
     ...(logger !== false ? { loggerInstance: logger } : { logger: false }),
     genReqId: requestId,
@@ -60,8 +66,25 @@ export function serverOptions (config: Config, logger: FastifyBaseLogger | false
     forceCloseConnections: 'idle',
     // plugins/lifecycle.ts answers requests that arrive while closing, in the API's error format.
     return503OnClosing: false,
-    pluginTimeout: 30_000
-  } as FastifyServerOptions
+    pluginTimeout: 30_000,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    http: {
+      // plugins/protocol-checks.ts answers a missing Host in the catalogue's format.
+      requireHostHeader: false,
+      // Given at construction: Node enforces requestTimeout only when headersTimeout is not
+      // above it, and Fastify's own requestTimeout option is applied after construction, when
+      // headersTimeout is still Node's 60 s — so a slow body was never cut off (found by the
+      // 408 test in test/http/protocol-errors.test.ts).
+      requestTimeout: config.REQUEST_TIMEOUT_MS,
+      headersTimeout: Math.min(60_000, config.REQUEST_TIMEOUT_MS),
+      // How often Node looks for requests past REQUEST_TIMEOUT_MS (default 30 s): a slow
+      // sender gets its 408 within about a quarter of the timeout after it.
+      connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.round(config.REQUEST_TIMEOUT_MS / 4)))
+    },
+    // Errors from Node's HTTP parser and from the router, in the catalogue's format.
+    clientErrorHandler: clientErrorHandler(config.REQUEST_TIMEOUT_MS),
+    frameworkErrors: frameworkErrors(MAX_PARAM_LENGTH)
+  } as FastifyHttpOptions<Server>
 }
 
 /**
@@ -96,6 +119,8 @@ export const app = fp<AppOptions>(async function isomaxApp (fastify, opts) {
   })
   await fastify.register(lifecycle)
   await fastify.register(errorHandler, { maxUploadBytes: config.MAX_UPLOAD_BYTES, maxFiles: config.MAX_FILES })
+  await fastify.register(protocolChecks)
+  await fastify.register(linger)
   await fastify.register(requestLog)
   await fastify.register(metricsPlugin, { models: [...engine.manifest.models.values()] })
   await fastify.register(multipart, {

@@ -17,6 +17,10 @@ export const PixelLimitError = createError('ISOMAX_PIXEL_LIMIT_EXCEEDED', '%s', 
 export const TooManyFilesError = createError('ISOMAX_TOO_MANY_FILES', '%s', 413)
 export const TooManyFieldsError = createError('ISOMAX_TOO_MANY_FIELDS', 'Too many form fields', 413)
 export const BadRequestError = createError('ISOMAX_BAD_REQUEST', '%s', 400)
+export const RequestTimeoutError = createError('ISOMAX_REQUEST_TIMEOUT', 'The request was not received completely within %d ms (REQUEST_TIMEOUT_MS)', 408)
+export const UriTooLongError = createError('ISOMAX_URI_TOO_LONG', '%s', 414)
+export const ExpectationFailedError = createError('ISOMAX_EXPECTATION_FAILED', 'Expect: %s is not supported; only "100-continue" is', 417)
+export const HeadersTooLargeError = createError('ISOMAX_HEADERS_TOO_LARGE', 'The request headers are larger than the server accepts (%d bytes)', 431)
 export const ModelNotFoundError = createError('ISOMAX_MODEL_NOT_FOUND', 'Model "%s" is not served here; GET /models lists the models', 404)
 export const RouteNotFoundError = createError('ISOMAX_NOT_FOUND', 'route %s %s not found', 404)
 

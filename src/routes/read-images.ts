@@ -8,26 +8,51 @@ export interface UploadedImage {
   what: string
 }
 
+export interface UploadedImages {
+  images: UploadedImage[]
+  multipart: boolean
+}
+
 const IMAGE_FIELD = 'image'
 
-export async function readImages (req: FastifyRequest): Promise<{ images: UploadedImage[], multipart: boolean }> {
-  if (req.isMultipart()) {
-    const images: UploadedImage[] = []
-    for await (const part of req.parts()) {
-      if (part.type !== 'file') continue
-      // Read the part even when it is refused, so the stream stays in step.
-      const data = await part.toBuffer()
-      if (part.fieldname !== IMAGE_FIELD) {
-        throw new BadRequestError(`unexpected file field "${part.fieldname}": send images in the "${IMAGE_FIELD}" field`)
-      }
-      const n = images.length + 1
-      const name = part.filename !== undefined && part.filename !== '' ? ` (${part.filename})` : ''
-      if (data.length === 0) throw new EmptyBodyError()
-      images.push({ data, what: `image ${n}${name}` })
-    }
-    if (images.length === 0) throw new NoImageError(`the form has no "${IMAGE_FIELD}" file field`)
-    return { images, multipart: true }
+export async function readImages (req: FastifyRequest): Promise<UploadedImages> {
+  if (!req.isMultipart()) return readBody(req)
+  try {
+    return await readForm(req)
+  } catch (err) {
+    if (isFramingError(err)) throw new BadRequestError(`malformed multipart/form-data body: ${err.message}`)
+    throw err
   }
+}
+
+/**
+ * busboy reports malformed framing (no or empty boundary, a boundary the body never uses,
+ * LF-only line endings, a truncated or unterminated form) as plain Errors with no code. They
+ * are the client's mistake: a 400, logged without a stack, never a 500 that pages someone.
+ */
+function isFramingError (err: unknown): err is Error {
+  return err instanceof Error && err.constructor === Error && (err as { code?: unknown }).code === undefined
+}
+
+async function readForm (req: FastifyRequest): Promise<UploadedImages> {
+  const images: UploadedImage[] = []
+  for await (const part of req.parts()) {
+    if (part.type !== 'file') continue
+    // Read the part even when it is refused, so the stream stays in step.
+    const data = await part.toBuffer()
+    if (part.fieldname !== IMAGE_FIELD) {
+      throw new BadRequestError(`unexpected file field "${part.fieldname}": send images in the "${IMAGE_FIELD}" field`)
+    }
+    const n = images.length + 1
+    const name = part.filename !== undefined && part.filename !== '' ? ` (${part.filename})` : ''
+    if (data.length === 0) throw new EmptyBodyError()
+    images.push({ data, what: `image ${n}${name}` })
+  }
+  if (images.length === 0) throw new NoImageError(`the form has no "${IMAGE_FIELD}" file field`)
+  return { images, multipart: true }
+}
+
+function readBody (req: FastifyRequest): UploadedImages {
   const body = req.body
   if (body === undefined || body === null) {
     throw new NoImageError('no image: send a PNG, JPEG or WebP body with its Content-Type, or multipart/form-data with an "image" field')

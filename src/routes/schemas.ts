@@ -16,6 +16,7 @@ export const ClassifyQuerySchema = z.object({
 }).strict()
 
 export const ModelParamsSchema = z.object({
+  // 200 = MAX_PARAM_LENGTH in app.ts: the router refuses longer ones (414) before this runs.
   name: z.string().min(1).max(200).describe('Model name, as listed by GET /models')
 })
 

@@ -1,7 +1,7 @@
 // build(t): the real app over the real manifest and ONNX models, closed when the test ends.
-// buildOver(t, fn): the same app over an engine whose logits come from `fn` (no ONNX Runtime),
+// buildOver(t, opts): the same app over an engine whose logits come from a function (no ONNX Runtime),
 // for tests of HTTP behaviour that does not depend on the model.
-import type { FastifyInstance } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
 import { Engine } from '../../src/inference/engine.js'
@@ -32,11 +32,18 @@ export const simpleLogits: LogitsFunction = (_model, tensor) => {
   return row
 }
 
-export async function buildOver (t: Teardown, fn: LogitsFunction = simpleLogits, env: Record<string, string> = {}, runner: FunctionRunnerOptions = {}): Promise<{ app: FastifyInstance, engine: Engine }> {
-  const config = testConfig(env)
+export interface OverOptions {
+  logits?: LogitsFunction
+  env?: Record<string, string>
+  runner?: FunctionRunnerOptions
+  logger?: FastifyBaseLogger
+}
+
+export async function buildOver (t: Teardown, opts: OverOptions = {}): Promise<{ app: FastifyInstance, engine: Engine }> {
+  const config = testConfig(opts.env)
   const manifest = await loadManifest(config.MODELS_MANIFEST)
-  const engine = Engine.over(manifest, new FunctionRunner(manifest.models.values(), fn, runner), engineOptions(config))
-  const app = await buildApp({ config, engine, logger: false })
+  const engine = Engine.over(manifest, new FunctionRunner(manifest.models.values(), opts.logits ?? simpleLogits, opts.runner), engineOptions(config))
+  const app = await buildApp({ config, engine, logger: opts.logger ?? false })
   t.teardown(async () => await app.close())
   return { app, engine }
 }

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import t from 'tap'
-import { build, buildOver, simpleLogits } from '../helpers/build.js'
+import { build, buildOver } from '../helpers/build.js'
 import { fixturePng } from '../helpers/images.js'
 
 const app = await build(t)
@@ -80,7 +80,7 @@ t.test('GET /metrics is valid Prometheus text and counts what happened', async (
 })
 
 t.test('readiness is 503 "models are still loading" until the engine has workers', async (t) => {
-  const { app: loading } = await buildOver(t, simpleLogits, {}, { slots: 0 })
+  const { app: loading } = await buildOver(t, { runner: { slots: 0 } })
   const res = await loading.inject('/health/ready')
   t.equal(res.statusCode, 503)
   t.match(res.json(), { status: 'not-ready', reason: 'models are still loading' })
