@@ -61,6 +61,11 @@ def _find(directory: Path, stem: str) -> Path:
     raise DataError(f"{directory}: missing {stem}(.gz) — install Debian's dataset-fashion-mnist or pass --data")
 
 
+def fashion_images_path(directory: str | os.PathLike = DEFAULT_FASHION_DIR, split: str = "train") -> Path:
+    """The IDX image file of a split (gzipped or not), as `npm run calibrate -- --data` takes it."""
+    return _find(Path(directory), f"{'train' if split == 'train' else 't10k'}-images-idx3-ubyte")
+
+
 def load_fashion(directory: str | os.PathLike = DEFAULT_FASHION_DIR, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     directory = Path(directory)
     if not directory.is_dir():

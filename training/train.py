@@ -1,5 +1,6 @@
 """Train a small CNN with an IsoMax+, IsoMax or SoftMax head on Fashion-MNIST, then export it,
-evaluate its OOD detection, and write its model folder, model card and manifest entry.
+evaluate its OOD detection, and write its model folder, model card and manifest entry (without
+an OOD block: run the `npm run calibrate` command it prints next).
 
     /usr/bin/python3 training/train.py --head isomaxplus --name fashion-mnist-isomaxplus --default
 
@@ -21,6 +22,7 @@ from data import (DEFAULT_FASHION_DIR, FASHION_MEAN, FASHION_STD, DataError,  # 
                   load_fashion, train_val_split)
 from isomax import HEADS, loss_for  # noqa: E402
 from net import Net  # noqa: E402
+from scores import SCORE_KINDS  # noqa: E402
 
 VAL_SIZE = 5000
 
@@ -111,6 +113,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--data", default=DEFAULT_FASHION_DIR, help="directory with the Fashion-MNIST IDX files")
     p.add_argument("--models-dir", default=str(Path(__file__).resolve().parent.parent / "models"))
     p.add_argument("--fixtures-dir", default=str(Path(__file__).resolve().parent.parent / "test" / "fixtures" / "parity"))
+    p.add_argument("--splits-dir", default=str(Path(__file__).resolve().parent / "splits"),
+                   help="where the validation split's indices are written (calibrate reads them)")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1)
@@ -120,12 +124,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-augment", dest="augment", action="store_false")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--score", help="decision score for the manifest (default: chosen from the OOD evidence)")
+    p.add_argument("--score", help="the decision score to suggest in the calibrate command "
+                   "(default: the best candidate on validation OOD sets made from the held-out images)")
     p.add_argument("--default", action="store_true", help="make this the manifest's default model")
     p.add_argument("--no-write", action="store_true", help="train and evaluate only; write nothing")
     args = p.parse_args(argv)
     if args.head not in HEADS:
         p.error(f"unknown head {args.head!r}: expected one of {', '.join(HEADS)}")
+    if args.score is not None and args.score not in SCORE_KINDS:
+        p.error(f"unknown score {args.score!r}: expected one of {', '.join(SCORE_KINDS)}")
+    if args.score == "mds" and args.head == "softmax":
+        # calibrate refuses it too: a linear head's max logit is not a distance.
+        p.error("--score mds needs a distance head (isomaxplus or isomax), not softmax")
     args.name = args.name or f"fashion-mnist-{args.head}"
     return args
 
@@ -133,11 +143,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     command = "/usr/bin/python3 training/train.py " + " ".join(argv)
+    # Imported late: keeps `--help` and argument errors fast.
+    from publish import PublishError, check_can_publish, publish
     try:
+        if not args.no_write:
+            check_can_publish(args.models_dir)  # before training, not after it
         model, info = train(args)
-        from publish import publish  # imported late: keeps `--help` and arg errors fast
         publish(model, args, info, command)
-    except DataError as err:
+    except (DataError, PublishError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

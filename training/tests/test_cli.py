@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +34,19 @@ def test_bad_idx_magic(tmp_path):
     r = run("--head", "isomaxplus", "--data", str(tmp_path))
     assert r.returncode == 2
     assert "bad magic number" in r.stderr.strip().splitlines()[-1]
+
+
+def test_score_that_does_not_fit_the_head():
+    r = run("--head", "softmax", "--score", "mds")
+    assert r.returncode == 2
+    assert "--score mds needs a distance head" in r.stderr
+
+
+def test_invalid_manifest_is_refused_before_training(tmp_path):
+    (tmp_path / "manifest.json").write_text(json.dumps({"default": "m", "models": []}))
+    r = run("--head", "isomaxplus", "--models-dir", str(tmp_path), "--data", str(tmp_path / "nowhere"))
+    assert r.returncode == 2
+    last = r.stderr.strip().splitlines()
+    assert last[0].startswith("error: ") and "does not match manifest.schema.json" in last[0]
+    assert any(line.strip().startswith("models: ") for line in last[1:]), r.stderr
+    assert "epoch" not in r.stderr, "refused before training"

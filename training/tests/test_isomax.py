@@ -1,6 +1,8 @@
 """Small, fast checks of the heads, the loss, the scores and the export (run by .ci/run)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx
 import pytest
@@ -8,7 +10,7 @@ import torch
 from onnx import numpy_helper
 
 from export import INPUT_NAME, OUTPUT_NAME, export_onnx
-from isomax import (ENTROPIC_SCALE, IsoMaxHead, IsoMaxPlusHead, SoftMaxHead, euclidean_distance,
+from isomax import (ENTROPIC_SCALE, IsoMaxHead, IsoMaxPlusHead, euclidean_distance,
                     isomax_loss, make_head, normalized_distance)
 from net import Net
 from ood_metrics import auroc, threshold_at_tpr, tnr_at_tpr
@@ -55,11 +57,23 @@ def test_export_friendly_distance_equals_cdist():
     assert not torch.isnan(normalized_distance(p[:1], p)).any()
 
 
-def test_loss_uses_entropic_scale():
-    logits = -torch.rand(4, 10)
-    y = torch.tensor([0, 1, 2, 3])
-    expected = torch.nn.functional.cross_entropy(ENTROPIC_SCALE * logits, y)
-    assert torch.allclose(isomax_loss(logits, y), expected)
+def test_loss_is_explicit_negative_log_softmax_of_scaled_logits():
+    """The seed's formula written out by hand: mean over the batch of −log softmax(E·logits)[y],
+    with the softmax as exp / Σ exp, so the check does not reuse what isomax_loss calls."""
+    gen = torch.Generator().manual_seed(3)
+    logits = -3 * torch.rand(6, 10, generator=gen, dtype=torch.float64)  # negative distances
+    y = torch.tensor([0, 1, 2, 3, 9, 9])
+    expected = 0.0
+    for row, target in zip(logits.tolist(), y.tolist()):
+        scaled = [10.0 * v for v in row]  # E = 10, written as a literal on purpose
+        top = max(scaled)  # shifting by the max changes nothing but keeps exp() finite
+        exps = [math.exp(v - top) for v in scaled]
+        expected += -math.log(exps[target] / sum(exps))
+    expected /= len(y)
+    assert ENTROPIC_SCALE == 10.0
+    assert isomax_loss(logits, y).item() == pytest.approx(expected, rel=1e-12)
+    # Without the scale the value differs: the check would catch a loss that forgot E.
+    assert isomax_loss(logits, y, entropic_scale=1.0).item() != pytest.approx(expected, rel=1e-3)
 
 
 def test_score_direction():
