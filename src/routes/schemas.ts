@@ -10,9 +10,15 @@ export const ErrorSchema = z.object({
   })
 }).meta({ id: 'Error' })
 
+// Strict: a whole number in decimal digits. Number() would also take "1e1", "0x5" and "3.0",
+// which a user who typed them almost certainly did not mean as 10, 5 and 3.
 export const ClassifyQuerySchema = z.object({
-  topK: z.coerce.number().int().min(1).max(1000).default(3)
-    .describe('How many classes to list in topK (at most the number of labels)')
+  topK: z.string()
+    .regex(/^(1000|[1-9][0-9]{0,2})$/, 'must be a whole number from 1 to 1000, in decimal digits (like 3)')
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(1000))
+    .default(3)
+    .describe('How many classes to list in topK: a whole number from 1 to 1000, in decimal digits, at most the number of labels (default 3)')
 }).strict()
 
 export const ModelParamsSchema = z.object({

@@ -93,6 +93,8 @@ const badInputs: Array<{ name: string, req: () => Promise<Awaited<ReturnType<typ
   { name: 'topK=0', req: async () => await post('/classify?topK=0', fixturePng(0), 'image/png'), status: 400, code: 'ISOMAX_BAD_REQUEST', message: /topK/ },
   { name: 'topK=abc', req: async () => await post('/classify?topK=abc', fixturePng(0), 'image/png'), status: 400, code: 'ISOMAX_BAD_REQUEST', message: /topK/ },
   { name: 'topK=1.5', req: async () => await post('/classify?topK=1.5', fixturePng(0), 'image/png'), status: 400, code: 'ISOMAX_BAD_REQUEST', message: /topK/ },
+  ...['1e1', '0x5', '3.0', '+3', '03', ' 3', '3 ', '1001'].map((v) => ({ name: `topK=${v} (not a plain whole number)`, req: async () => await post(`/classify?topK=${encodeURIComponent(v)}`, fixturePng(0), 'image/png'), status: 400, code: 'ISOMAX_BAD_REQUEST', message: /topK: / })),
+  { name: 'topK given twice', req: async () => await post('/classify?topK=2&topK=3', fixturePng(0), 'image/png'), status: 400, code: 'ISOMAX_BAD_REQUEST', message: /topK/ },
   { name: 'topK above the class count', req: async () => await post('/classify?topK=11', fixturePng(0), 'image/png'), status: 400, code: 'ISOMAX_BAD_REQUEST', message: /topK: must be at most 10/ },
   { name: 'multipart without an image field', req: async () => await app.inject({ method: 'POST', url: '/classify', ...multipart([{ field: 'note', data: 'hi' }]) }), status: 400, code: 'ISOMAX_NO_IMAGE' },
   { name: 'multipart file under another field name', req: async () => await app.inject({ method: 'POST', url: '/classify', ...multipart([{ field: 'photo', filename: 'x.png', data: fixturePng(0) }]) }), status: 400, code: 'ISOMAX_BAD_REQUEST', message: /"photo"/ },
