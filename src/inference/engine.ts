@@ -35,7 +35,9 @@ export function workerInit (manifest: LoadedManifest<LoadedEntry>, options: Pick
       inputName: m.input.name,
       outputName: m.output.name,
       sampleShape: [m.input.channels, m.input.height, m.input.width],
-      warmupBatchSizes: [...new Set([1, options.maxBatchSize ?? m.batching.maxBatchSize])]
+      warmupBatchSizes: [...new Set([1, options.maxBatchSize ?? m.batching.maxBatchSize])],
+      labels: m.labels.length,
+      where: `${manifest.file}: models[${m.index}] (model "${m.name}")`
     }))
   }
 }

@@ -12,6 +12,10 @@ export interface WorkerModelSpec {
   sampleShape: [number, number, number]
   /** Batch sizes to run once at start, so the first real requests pay no warm-up cost. */
   warmupBatchSizes: number[]
+  /** How many labels the manifest lists: the output width the graph must have. */
+  labels: number
+  /** "<manifest file>: models[i] (model "name")", the prefix of a field-naming message. */
+  where: string
 }
 
 export interface WorkerInit {
@@ -26,7 +30,7 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: 'ready', providers: Record<string, Provider>, warnings: string[] }
-  | { type: 'init-error', message: string, provider: ProviderRequest, providerFailed: boolean }
+  | { type: 'init-error', message: string, provider: ProviderRequest, providerFailed: boolean, manifest?: boolean }
   | { type: 'result', id: number, logits: ArrayBuffer, classes: number, inferenceMs: number }
   | { type: 'run-error', id: number, message: string }
   | { type: 'closed' }

@@ -2,7 +2,7 @@
 // the pool decide what a job holds. A worker that dies fails only its own job and is replaced.
 import { EventEmitter, once } from 'node:events'
 import { Worker } from 'node:worker_threads'
-import { InferenceFailedError, ModelLoadError, ProviderUnavailableError } from '../errors.js'
+import { InferenceFailedError, ManifestError, ModelLoadError, ProviderUnavailableError } from '../errors.js'
 import type { FromWorker, Provider, ToWorker, WorkerInit } from './protocol.js'
 import type { InferenceRunner, RunResult } from './runner.js'
 
@@ -90,7 +90,9 @@ export class WorkerPool extends EventEmitter implements InferenceRunner {
             this.emit('idle')
             break
           case 'init-error':
-            if (msg.providerFailed) {
+            if (msg.manifest === true) {
+              reject(new ManifestError(msg.message))
+            } else if (msg.providerFailed) {
               reject(new ProviderUnavailableError(msg.provider, msg.message))
             } else {
               const m = /^model "([^"]+)": ([\s\S]*)$/.exec(msg.message)

@@ -3,6 +3,7 @@
 // never on the event loop that serves HTTP.
 import { parentPort, workerData } from 'node:worker_threads'
 import ort from 'onnxruntime-node'
+import { graphMismatches } from '../registry/graph-check.js'
 import type { FromWorker, Provider, ToWorker, WorkerInit, WorkerModelSpec } from './protocol.js'
 
 const init = workerData as WorkerInit
@@ -37,6 +38,10 @@ async function run (spec: WorkerModelSpec, session: ort.InferenceSession, batch:
   return out.data as Float32Array
 }
 
+function manifestMessage (spec: WorkerModelSpec, problems: string[]): string {
+  return problems.map((p) => `${spec.where}.${p} (${spec.onnxPath})`).join('\n  ')
+}
+
 async function start (): Promise<void> {
   const providers: Record<string, Provider> = {}
   const warnings: string[] = []
@@ -63,9 +68,26 @@ async function start (): Promise<void> {
         return
       }
     }
+    // The manifest against the graph, before anything runs: a mismatch names the field.
+    const problems = graphMismatches({ inputs: session.inputMetadata, outputs: session.outputMetadata }, {
+      inputName: spec.inputName,
+      outputName: spec.outputName,
+      sampleShape: spec.sampleShape,
+      labels: spec.labels,
+      maxBatchSize: Math.max(...spec.warmupBatchSizes)
+    })
+    if (problems.length > 0) {
+      post({ type: 'init-error', message: manifestMessage(spec, problems), provider, providerFailed: false, manifest: true })
+      return
+    }
     try {
       for (const n of spec.warmupBatchSizes) {
-        await run(spec, session, n, new Float32Array(n * spec.sampleShape[0] * spec.sampleShape[1] * spec.sampleShape[2]))
+        const logits = await run(spec, session, n, new Float32Array(n * spec.sampleShape[0] * spec.sampleShape[1] * spec.sampleShape[2]))
+        // A dynamic class axis passes the static check; the first real output decides.
+        if (logits.length !== n * spec.labels) {
+          post({ type: 'init-error', message: manifestMessage(spec, [`labels: the manifest lists ${spec.labels} labels; the graph's output "${spec.outputName}" has ${logits.length / n} classes`]), provider, providerFailed: false, manifest: true })
+          return
+        }
       }
     } catch (err) {
       post({ type: 'init-error', message: `model "${spec.name}": warm-up run failed: ${(err as Error).message}`, provider, providerFailed: false })

@@ -13,11 +13,14 @@ import { ManifestSchema, type CalibratedEntry, type Manifest, type ModelEntry } 
 export interface LoadedModel extends CalibratedEntry {
   /** Absolute path of the ONNX file. */
   onnxPath: string
+  index: number
 }
 
 /** A model as calibrate sees it: possibly without an OOD block yet. */
 export interface LoadedEntry extends ModelEntry {
   onnxPath: string
+  /** Its position in the manifest's models array, for messages that name a field. */
+  index: number
 }
 
 export interface LoadedManifest<M extends LoadedEntry = LoadedModel> {
@@ -122,7 +125,7 @@ export async function loadManifest (file: string, options: LoadOptions = {}): Pr
     if (actual !== entry.sha256) {
       throw new ManifestError(`${where}.sha256: ${onnxPath} has sha256 ${actual}, the manifest says ${entry.sha256}`)
     }
-    models.set(entry.name, { ...entry, onnxPath })
+    models.set(entry.name, { ...entry, onnxPath, index: i })
   }
   return { file: absolute, defaultModel: manifest.default, models }
 }

@@ -1,0 +1,79 @@
+// The manifest against its ONNX graph (issue 9, defect 7): unit cases on the pure check, then
+// the real thing — a manifest that lists 3 labels for the 10-class default model used to load,
+// report ready and answer every request with 500; now the engine refuses it at start, naming
+// the field, the file, what the manifest says and what the graph has; so do the server and
+// the CLI tools.
+import { spawnSync } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import t from 'tap'
+import { Engine } from '../../src/inference/engine.js'
+import { graphMismatches, type GraphInfo } from '../../src/registry/graph-check.js'
+import { loadManifest } from '../../src/registry/load-manifest.js'
+import { REPO } from '../helpers/data.js'
+import { copyModels } from '../helpers/manifest-copy.js'
+import { spawnServer } from '../helpers/server-process.js'
+
+const graph: GraphInfo = {
+  inputs: [{ name: 'input', isTensor: true, type: 'float32', shape: ['batch', 1, 28, 28] }],
+  outputs: [{ name: 'logits', isTensor: true, type: 'float32', shape: ['batch', 10] }]
+}
+const want = { inputName: 'input', outputName: 'logits', sampleShape: [1, 28, 28] as const, labels: 10, maxBatchSize: 32 }
+
+t.test('a graph that matches its entry: no problems', async (t) => {
+  t.same(graphMismatches(graph, want), [])
+  t.same(graphMismatches({ ...graph, inputs: [{ ...graph.inputs[0]!, shape: ['n', 1, 'h', 'w'] }] }, want), [], 'symbolic spatial dims are fine')
+})
+
+t.test('each mismatch names the field, what the manifest says and what the graph has', async (t) => {
+  t.match(graphMismatches(graph, { ...want, labels: 3 }), [/^labels: the manifest lists 3 labels; the graph's output "logits" has 10 classes/])
+  t.match(graphMismatches(graph, { ...want, inputName: 'x' }), [/^input\.name: the manifest says "x"; the graph's inputs are "input"/])
+  t.match(graphMismatches(graph, { ...want, outputName: 'probs' }), [/^output\.name: the manifest says "probs"; the graph's outputs are "logits"/])
+  t.match(graphMismatches(graph, { ...want, sampleShape: [1, 32, 32] }), [/^input\.height: the manifest says 32; the graph's input is \["batch", 1, 28, 28\]/, /^input\.width: the manifest says 32/])
+  t.match(graphMismatches(graph, { ...want, sampleShape: [3, 28, 28] }), [/^input\.channels: the manifest says 3/])
+  const fixedBatch = { ...graph, inputs: [{ ...graph.inputs[0]!, shape: [1, 1, 28, 28] }] }
+  t.match(graphMismatches(fixedBatch, want), [/^batching\.maxBatchSize: the manifest allows batches of up to 32; the graph's batch axis is fixed at 1/])
+  t.same(graphMismatches(fixedBatch, { ...want, maxBatchSize: 1 }), [], 'a fixed batch of 1 is fine when batches never grow')
+  t.match(graphMismatches({ ...graph, inputs: [{ ...graph.inputs[0]!, shape: ['batch', 784] }] }, want), [/^input\.layout: the manifest says NCHW \(rank 4\); the graph's input has rank 2/])
+  t.match(graphMismatches({ ...graph, inputs: [...graph.inputs, { name: 'mask', isTensor: true, type: 'float32', shape: [1] }] }, want), [/^input\.name: the graph has other inputs too \("mask"\)/])
+  t.match(graphMismatches({ ...graph, inputs: [{ ...graph.inputs[0]!, type: 'uint8' }] }, want), [/must be a float32 tensor; the graph has uint8/])
+})
+
+/** A private copy of models/ whose default model's entry is changed by `mutate`. */
+function mismatched (mutate: (entry: any) => void): { file: string, name: string, index: number } {
+  const file = copyModels()
+  const m = JSON.parse(readFileSync(file, 'utf8'))
+  const index = m.models.findIndex((e: { name: string }) => e.name === m.default)
+  mutate(m.models[index])
+  writeFileSync(file, JSON.stringify(m, null, 2))
+  return { file, name: m.default, index }
+}
+
+t.test('the engine refuses a 3-label manifest for a 10-class model, naming models[i].labels and the file', async (t) => {
+  const { file, name, index } = mismatched((e) => { e.labels = e.labels.slice(0, 3) })
+  const manifest = await loadManifest(file)
+  const quiet = { warn: () => {}, error: () => {} }
+  const err = await Engine.start(manifest, { provider: 'cpu', workers: 1, intraOpThreads: 1, maxQueueSize: 8 }, quiet).then(() => null, (e: Error & { code?: string }) => e)
+  t.ok(err !== null, 'start fails')
+  t.equal(err?.code, 'ISOMAX_MANIFEST_INVALID')
+  t.match(err?.message, `${file}: models[${index}] (model "${name}").labels: the manifest lists 3 labels; the graph's output "logits" has 10 classes`)
+  t.match(err?.message, /model\.onnx\)$/, 'and the ONNX file')
+})
+
+t.test('the server refuses to start on a wrong input name: exit 1, the field named, never listening', async (t) => {
+  const { file, index } = mismatched((e) => { e.input.name = 'pixels' })
+  const proc = spawnServer({ MODELS_MANIFEST: file })
+  const { code } = await proc.exited
+  t.equal(code, 1)
+  t.match(proc.logs(), new RegExp(`models\\[${index}\\] \\(model \\\\"[a-z-]+\\\\"\\)\\.input\\.name: the manifest says \\\\"pixels\\\\"; the graph's inputs are \\\\"input\\\\"`))
+  t.notMatch(proc.logs(), /Server listening|model loaded and warmed up/)
+})
+
+t.test('calibrate refuses it too (exit 2, one line naming the field)', async (t) => {
+  const { file, name } = mismatched((e) => { e.input.height = 32 })
+  const r = spawnSync(process.execPath, [...process.execArgv, path.join(REPO, 'src', 'tools', 'cli', 'calibrate.ts'), '--model', name, '--data', 'fashion-mnist:val', '--manifest', file, '--dry-run'], {
+    cwd: REPO, encoding: 'utf8', env: { ...process.env, EXECUTION_PROVIDER: 'cpu', INFERENCE_WORKERS: '1' }, timeout: 120_000
+  })
+  t.equal(r.status, 2)
+  t.match(r.stderr, /^calibrate: error: .*\.input\.height: the manifest says 32; the graph's input is \["batch", 1, 28, 28\]/m)
+})
