@@ -13,6 +13,7 @@ import type { Config } from './config.js'
 import { patchDocument } from './openapi/document.js'
 import type { Engine } from './inference/engine.js'
 import enginePlugin from './plugins/engine.js'
+import bodyBudget from './plugins/body-budget.js'
 import { clientErrorHandler, frameworkErrors } from './http/client-errors.js'
 import errorHandler from './plugins/error-handler.js'
 import lifecycle from './plugins/lifecycle.js'
@@ -121,6 +122,7 @@ export const app = fp<AppOptions>(async function isomaxApp (fastify, opts) {
   await fastify.register(errorHandler, { maxUploadBytes: config.MAX_UPLOAD_BYTES, maxFiles: config.MAX_FILES })
   await fastify.register(protocolChecks)
   await fastify.register(linger)
+  await fastify.register(bodyBudget, { maxRequestBytes: config.MAX_REQUEST_BYTES, maxInflightBytes: config.MAX_INFLIGHT_BYTES })
   await fastify.register(requestLog)
   await fastify.register(metricsPlugin, { models: [...engine.manifest.models.values()] })
   await fastify.register(multipart, {
@@ -132,7 +134,7 @@ export const app = fp<AppOptions>(async function isomaxApp (fastify, opts) {
   await fastify.register(healthRoutes)
   await fastify.register(modelRoutes)
   await fastify.register(metricsRoutes)
-  await fastify.register(classifyRoutes, { limits: preprocessLimits(config), requestTimeoutMs: config.REQUEST_TIMEOUT_MS })
+  await fastify.register(classifyRoutes, { limits: preprocessLimits(config), requestTimeoutMs: config.REQUEST_TIMEOUT_MS, body: { maxUploadBytes: config.MAX_UPLOAD_BYTES, maxRequestBytes: config.MAX_REQUEST_BYTES } })
 }, { name: 'isomax-app' })
 
 export default app

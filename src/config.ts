@@ -4,6 +4,7 @@ import os from 'node:os'
 import { z } from 'zod'
 
 const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+const MiB = 1024 * 1024
 
 const EnvSchema = z.object({
   PORT: intFrom(0, 65535).default(8080),
@@ -13,8 +14,19 @@ const EnvSchema = z.object({
   INFERENCE_WORKERS: intFrom(1, 64).default(Math.max(1, Math.min(4, os.availableParallelism() - 1))),
   INTRA_OP_THREADS: intFrom(1, 64).default(1),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  MAX_UPLOAD_BYTES: intFrom(1, 1024 * 1024 * 1024).default(10 * 1024 * 1024),
+  MAX_UPLOAD_BYTES: intFrom(1, 1024 * 1024 * 1024).default(10 * MiB),
+  // A whole request body (a multipart form of several images). Unset: MAX_UPLOAD_BYTES.
+  MAX_REQUEST_BYTES: intFrom(1, 1024 * 1024 * 1024).optional(),
+  // Request bodies being received or held at once, over all requests; past it new requests
+  // get 503 before their body is read. With DECODE_MEMORY_BYTES it bounds memory
+  // (docs/configuration.md § Memory).
+  MAX_INFLIGHT_BYTES: intFrom(1024, 64 * 1024 * 1024 * 1024).default(128 * MiB),
   MAX_INPUT_PIXELS: intFrom(1, 1_000_000_000).default(40_000_000),
+  // One image's decoded size, width × height × channels × bytes per sample (413 above).
+  MAX_DECODE_BYTES: intFrom(1024, 64 * 1024 * 1024 * 1024).default(160 * MiB),
+  // All sharp decodes in progress at once, by that same size; decodes past it wait their turn.
+  DECODE_MEMORY_BYTES: intFrom(1024, 64 * 1024 * 1024 * 1024).default(256 * MiB),
+  DECODE_CONCURRENCY: intFrom(1, 256).default(4),
   MAX_FILES: intFrom(1, 1024).default(16),
   REQUEST_TIMEOUT_MS: intFrom(100, 600_000).default(30_000),
   DRAIN_DELAY_MS: intFrom(0, 600_000).default(0),
@@ -27,7 +39,14 @@ const EnvSchema = z.object({
   PREPROCESS_FAST_PATH: z.enum(['true', 'false', '1', '0']).default('true').transform((v) => v === 'true' || v === '1')
 })
 
-export type Config = z.infer<typeof EnvSchema>
+// Limits that must nest: a request can hold one full-size image, and one image must be
+// decodable within the decode budget.
+const ConfigSchema = EnvSchema.transform((c) => ({ ...c, MAX_REQUEST_BYTES: c.MAX_REQUEST_BYTES ?? c.MAX_UPLOAD_BYTES }))
+  .refine((c) => c.MAX_REQUEST_BYTES >= c.MAX_UPLOAD_BYTES, { path: ['MAX_REQUEST_BYTES'], message: 'must be at least MAX_UPLOAD_BYTES' })
+  .refine((c) => c.MAX_INFLIGHT_BYTES >= c.MAX_REQUEST_BYTES, { path: ['MAX_INFLIGHT_BYTES'], message: 'must be at least MAX_REQUEST_BYTES' })
+  .refine((c) => c.DECODE_MEMORY_BYTES >= c.MAX_DECODE_BYTES, { path: ['DECODE_MEMORY_BYTES'], message: 'must be at least MAX_DECODE_BYTES' })
+
+export type Config = z.infer<typeof ConfigSchema>
 
 export class ConfigError extends Error {
   constructor (readonly issues: string[]) {
@@ -45,7 +64,7 @@ function describe (issue: z.core.$ZodIssue): string {
 export function loadConfig (env: NodeJS.ProcessEnv | Record<string, string | undefined>): Config {
   // Empty strings mean "unset", as in most shells' `VAR= cmd`.
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''))
-  const parsed = EnvSchema.safeParse(cleaned)
+  const parsed = ConfigSchema.safeParse(cleaned)
   if (!parsed.success) throw new ConfigError(parsed.error.issues.map(describe))
   return parsed.data
 }

@@ -1,9 +1,12 @@
 // Lingering close, as nginx's lingering_close does. When the server answers before it has read
-// the request body (413 from Content-Length, 503 while shutting down) and closes the connection,
-// Node destroys the socket with the client's bytes still arriving; the kernel then resets the
-// connection and most clients (Python's urllib, Node's fetch) report a broken pipe instead of
-// our response. Instead: send the response, half-close, and keep reading and discarding what
-// the client still sends — bounded in time and bytes — until it closes its side.
+// the whole request body (413 from Content-Length, 503 from the body budget, a form refused
+// halfway) it must close the connection: the rest of the body cannot be trusted to be read by
+// anyone (a multipart parser that stopped consuming leaves the socket paused forever). Closed
+// at once, the socket is destroyed with the client's bytes still arriving; the kernel resets
+// the connection and most clients (Python's urllib, Node's fetch) report a broken pipe instead
+// of our response. Instead: send the response, half-close, and keep reading and discarding
+// what the client still sends — bounded in time and bytes — until it closes its side.
+import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 
 export interface LingerLimits {
@@ -21,26 +24,31 @@ const CHECK_EVERY_MS = 50
 const lingering = new WeakSet<Socket>()
 
 /**
- * Make the socket linger instead of being destroyed when Node closes it after this response.
- * Node's HTTP server ends a `Connection: close` response with socket.destroySoon(); this
- * socket's own destroySoon half-closes and keeps reading (Node's parser discards the body).
+ * Make the socket linger instead of being destroyed when Node closes it after this response
+ * (the response must carry Connection: close). Node's HTTP server ends such a response with
+ * socket.destroySoon(); this socket's own destroySoon half-closes, detaches whatever was
+ * consuming the request body, and discards the rest of it as it arrives.
  */
-export function lingerOnClose (socket: Socket, limits: LingerLimits = DEFAULT_LINGER): void {
+export function lingerOnClose (req: IncomingMessage, limits: LingerLimits = DEFAULT_LINGER): void {
+  const socket = req.socket
   if (lingering.has(socket)) return
   lingering.add(socket)
   socket.destroySoon = function lingeringDestroySoon (this: Socket): void {
     if (this.destroyed) return
     if (this.writable) this.end() // the response is flushed first; FIN follows it
+    req.unpipe()
+    req.removeAllListeners('data')
+    req.resume() // flowing with no consumer: Node's parser reads on and the bytes are dropped
     const startedAt = Date.now()
     const startBytes = this.bytesRead
     const stop = (): void => {
       clearInterval(timer)
       if (!this.destroyed) this.destroy()
     }
+    // Not unref'd: a shutdown waits for this socket, at most `limits.ms`.
     const timer = setInterval(() => {
       if (Date.now() - startedAt >= limits.ms || this.bytesRead - startBytes >= limits.bytes) stop()
     }, CHECK_EVERY_MS)
-    timer.unref()
     this.once('end', stop) // the client has read our answer and closed
     this.once('close', () => clearInterval(timer))
   }

@@ -6,7 +6,7 @@ import { BadRequestError, ModelNotFoundError } from '../errors.js'
 import { decide } from '../ood/decision.js'
 import { preprocess, type PreprocessLimits } from '../preprocess/preprocess.js'
 import type { LoadedModel } from '../registry/load-manifest.js'
-import { readImages } from './read-images.js'
+import { readImages, type BodyLimits } from './read-images.js'
 import { ClassifyQuerySchema, ClassifyResponseSchema, ErrorSchema, ModelParamsSchema, type ClassifyResultSchema } from './schemas.js'
 
 type ClassifyResult = z.infer<typeof ClassifyResultSchema>
@@ -14,6 +14,7 @@ type ClassifyResult = z.infer<typeof ClassifyResultSchema>
 export interface ClassifyRouteOptions {
   limits: PreprocessLimits
   requestTimeoutMs: number
+  body: BodyLimits
 }
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000
@@ -21,9 +22,9 @@ const round = (ms: number): number => Math.round(ms * 1000) / 1000
 const errorResponses = {
   400: ErrorSchema.describe('No image, an empty or undecodable image, or a bad query parameter'),
   404: ErrorSchema.describe('Unknown model'),
-  413: ErrorSchema.describe('Body over MAX_UPLOAD_BYTES, image over MAX_INPUT_PIXELS, or more than MAX_FILES images'),
+  413: ErrorSchema.describe('An image over MAX_UPLOAD_BYTES, a body over MAX_REQUEST_BYTES, an image over MAX_INPUT_PIXELS or MAX_DECODE_BYTES, or more than MAX_FILES images'),
   415: ErrorSchema.describe('Content-Type not accepted, or an image format this service does not decode (SVG, PDF, GIF, ...)'),
-  503: ErrorSchema.describe('Overloaded, deadline passed in the queue, or shutting down; retry (see Retry-After)')
+  503: ErrorSchema.describe('Overloaded (queue full, or request bodies in flight over MAX_INFLIGHT_BYTES), deadline passed in the queue, or shutting down; retry (see Retry-After)')
 }
 
 export default async function classifyRoutes (app: FastifyInstance, opts: ClassifyRouteOptions): Promise<void> {
@@ -65,7 +66,7 @@ export default async function classifyRoutes (app: FastifyInstance, opts: Classi
     if (topK > model.labels.length) {
       throw new BadRequestError(`invalid querystring: topK: must be at most ${model.labels.length}, the number of classes of "${model.name}"`)
     }
-    const { images, multipart } = await readImages(req)
+    const { images, multipart } = await readImages(req, opts.body)
     const results = await Promise.all(images.map(async (img) => await classifyOne(model, img.data, img.what, topK, startedAt)))
     return multipart ? results : results[0] as ClassifyResult
   }

@@ -1,6 +1,6 @@
 // The request's images as buffers: every `image` part of a multipart form, or the raw body.
 import type { FastifyRequest } from 'fastify'
-import { BadRequestError, EmptyBodyError, NoImageError } from '../errors.js'
+import { BadRequestError, EmptyBodyError, NoImageError, PayloadTooLargeError } from '../errors.js'
 
 export interface UploadedImage {
   data: Buffer
@@ -15,10 +15,17 @@ export interface UploadedImages {
 
 const IMAGE_FIELD = 'image'
 
-export async function readImages (req: FastifyRequest): Promise<UploadedImages> {
+export interface BodyLimits {
+  /** One image (MAX_UPLOAD_BYTES). */
+  maxUploadBytes: number
+  /** A whole form (MAX_REQUEST_BYTES). */
+  maxRequestBytes: number
+}
+
+export async function readImages (req: FastifyRequest, limits: BodyLimits): Promise<UploadedImages> {
   if (!req.isMultipart()) return readBody(req)
   try {
-    return await readForm(req)
+    return await readForm(req, limits)
   } catch (err) {
     if (isFramingError(err)) throw new BadRequestError(`malformed multipart/form-data body: ${err.message}`)
     throw err
@@ -34,12 +41,22 @@ function isFramingError (err: unknown): err is Error {
   return err instanceof Error && err.constructor === Error && (err as { code?: unknown }).code === undefined
 }
 
-async function readForm (req: FastifyRequest): Promise<UploadedImages> {
+async function readForm (req: FastifyRequest, { maxUploadBytes, maxRequestBytes }: BodyLimits): Promise<UploadedImages> {
   const images: UploadedImage[] = []
+  let total = 0
   for await (const part of req.parts()) {
     if (part.type !== 'file') continue
-    // Read the part even when it is refused, so the stream stays in step.
-    const data = await part.toBuffer()
+    // Read the part even when it is refused, so the stream stays in step; count every byte
+    // against the whole form's bound while reading, not after (a chunked form declares none).
+    const chunks: Buffer[] = []
+    for await (const chunk of part.file as AsyncIterable<Buffer>) {
+      total += chunk.length
+      if (total > maxRequestBytes) throw new PayloadTooLargeError(`the form carries more than ${maxRequestBytes} bytes (MAX_REQUEST_BYTES)`)
+      chunks.push(chunk)
+    }
+    // busboy stops a file at MAX_UPLOAD_BYTES and marks it truncated.
+    if (part.file.truncated) throw new PayloadTooLargeError(`the image is larger than ${maxUploadBytes} bytes (MAX_UPLOAD_BYTES)`)
+    const data = Buffer.concat(chunks)
     if (part.fieldname !== IMAGE_FIELD) {
       throw new BadRequestError(`unexpected file field "${part.fieldname}": send images in the "${IMAGE_FIELD}" field`)
     }

@@ -35,7 +35,7 @@ function complete (text: string): boolean {
 
 /**
  * Send `parts` (written one after another, `gapMs` apart) and collect the response: until it
- * is complete (then the client closes), the server closes the connection, or `timeoutMs`.
+ * is complete (then the client hangs up), the server closes the connection, or `timeoutMs`.
  */
 export async function rawRequest (port: number, parts: Array<string | Buffer>, opts: { gapMs?: number, timeoutMs?: number } = {}): Promise<RawResponse> {
   return await new Promise((resolve, reject) => {
@@ -57,7 +57,7 @@ export async function rawRequest (port: number, parts: Array<string | Buffer>, o
     }, opts.timeoutMs ?? 5000)
     socket.on('data', (d: Buffer) => {
       chunks.push(d)
-      if (complete(Buffer.concat(chunks).toString('latin1'))) socket.end()
+      if (complete(Buffer.concat(chunks).toString('latin1'))) socket.destroy()
     })
     socket.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'ECONNRESET' || err.code === 'EPIPE') reset = true })
     socket.on('close', () => {
