@@ -92,7 +92,7 @@ export default async function classifyRoutes (app: FastifyInstance, opts: Classi
       consumes,
       params: ModelParamsSchema,
       querystring: ClassifyQuerySchema,
-      response: { 200: ClassifyResponseSchema, ...errorResponses }
+      response: { 200: ClassifyResponseSchema, ...errorResponses, 414: ErrorSchema.describe('A model name longer than 200 characters') }
     }
   }, async (req, reply) => await handle(req.params.name, req.query.topK, req, reply))
 }

@@ -1,0 +1,44 @@
+"""Schemathesis hooks for test/property/run-schemathesis.sh (loaded via SCHEMATHESIS_HOOKS).
+
+Registers one custom check, `error_body_shape`: every 4xx/5xx response must be JSON of
+exactly the documented Error shape, {"error": {"code": <str>, "message": <str>}}, with
+Content-Type application/json. response_schema_conformance already covers the statuses the
+OpenAPI document lists with the Error schema; this check also covers statuses it does not
+list (405, 406, 500, ...), so no error of any kind can slip out in another shape.
+"""
+from __future__ import annotations
+
+import json
+
+import schemathesis
+
+
+def _fail(message: str, response) -> None:
+    body = response.content[:500].decode("utf-8", errors="replace")
+    raise AssertionError(f"{message}\nStatus: {response.status_code}\nBody: {body}")
+
+
+@schemathesis.check
+def error_body_shape(ctx, response, case):
+    """Error responses are {"error": {"code": string, "message": string}} JSON."""
+    if response.status_code < 400:
+        return None
+    content_type = ";".join(response.headers.get("content-type", [])).split(";")[0].strip().lower()
+    if content_type != "application/json":
+        _fail(f"Error response has Content-Type {content_type or '(none)'!r}, not application/json", response)
+    try:
+        body = json.loads(response.content)
+    except ValueError as exc:
+        _fail(f"Error response body is not valid JSON ({exc})", response)
+    if not isinstance(body, dict) or set(body) != {"error"}:
+        _fail('Error response body is not an object with exactly one key, "error"', response)
+    error = body["error"]
+    if not isinstance(error, dict):
+        _fail('"error" is not an object', response)
+    for key in ("code", "message"):
+        if not isinstance(error.get(key), str) or error[key] == "":
+            _fail(f'"error.{key}" is missing, empty or not a string', response)
+    extra = sorted(set(error) - {"code", "message"})
+    if extra:
+        _fail(f'"error" has undocumented keys: {", ".join(extra)}', response)
+    return None
