@@ -14,7 +14,7 @@ def threshold_at_tpr(id_scores: np.ndarray, tpr: float) -> float:
     """The k-th smallest ID score, k = ⌊(1 − tpr)(n + 1)⌋ (at least 1): accept score ≥ δ.
 
     This finite-sample order statistic keeps at least `tpr` of exchangeable ID scores above
-    the threshold, the conformal guarantee described in DESIGN.md.
+    the threshold, the conformal guarantee: (1 + #{cal <= s}) / (n + 1) is a valid p-value.
     """
     s = np.sort(np.asarray(id_scores, dtype=np.float64))
     k = max(1, math.floor((1.0 - tpr) * (len(s) + 1)))

@@ -1,7 +1,7 @@
 """After training: export to ONNX, measure OOD detection once, and write the model folder
 (model.onnx, model card, parity fixture) and the model's manifest entry.
 
-The manifest contract (DESIGN.md § Contracts; models/manifest.schema.json, generated from the
+The manifest contract (models/manifest.schema.json, generated from the
 service's zod schema): one owner per field. This script owns the model folder and the entry
 EXCEPT its `ood` block (decision score, threshold, calibration record): only
 `npm run calibrate` writes that, and the service refuses to load a manifest with an entry that

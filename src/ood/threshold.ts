@@ -1,4 +1,7 @@
-// Threshold and conformal p-value from calibration scores (DESIGN.md § The method).
+// Threshold and conformal p-value from calibration scores (in-distribution held-out data). The
+// threshold δ is the (1 − TPR) quantile of the scores (TPR 0.95 → 5th percentile): reject when
+// score < δ. With n calibration scores the conformal p-value of a new score s is
+// (1 + #{cal ≤ s}) / (n + 1), which is ≤ α with probability ≤ α for in-distribution inputs.
 
 /** k-th smallest score, k = ⌊(1 − tpr)(n + 1)⌋ clamped to [1, n]: accept when score ≥ δ. */
 export function thresholdAtTpr (scores: ArrayLike<number>, tpr: number): number {
