@@ -81,8 +81,14 @@ t.test('the GPU dependencies fetch the CUDA provider despite .npmrc\'s skip', as
   t.match(run, /node node_modules\/onnxruntime-node\/script\/install/, 'the install script runs whatever npm\'s script policy')
   t.match(run, /test -f node_modules\/onnxruntime-node\/bin\/napi-v6\/linux\/x64\/libonnxruntime_providers_cuda\.so/, 'and the build fails without the provider')
   t.match(readFileSync(path.join(REPO, '.npmrc'), 'utf8'), /onnxruntime-node-install=skip/, '.npmrc still skips it elsewhere')
-  const installUtils = readFileSync(path.join(REPO, 'node_modules', 'onnxruntime-node', 'script', 'install-utils.js'), 'utf8')
-  t.match(installUtils, /process\.env\.ONNXRUNTIME_NODE_INSTALL \|\| process\.env\.npm_config_onnxruntime_node_install/, 'the variable wins over the npm config')
+})
+
+t.test('the image builds the service only: tsconfig.build.json, and src/tools is not in the context', async (t) => {
+  const build = stage('build')
+  t.ok(all(build, 'COPY').some((c) => /\btsconfig\.build\.json\b/.test(c)), 'the service build config is copied')
+  t.ok(all(build, 'RUN').includes('npm run build'))
+  const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+  t.match(pkg.scripts.build, /tsconfig\.build\.json/, 'npm run build compiles tsconfig.build.json, which excludes src/tools (test/tools/separation.test.ts)')
 })
 
 t.test('.dockerignore keeps the build context small and the build inputs in', async (t) => {
