@@ -9,7 +9,9 @@
 // sharp: progressive or arithmetic coding, restart markers, EXIF (orientation), ICC or Adobe
 // segments, colour, any marker or byte out of place, entropy data that does not end exactly
 // where the image ends, and coefficient ranges where libjpeg-turbo's SIMD and C code could
-// differ. test/preprocess/jpeg-fast.test.ts compares it with sharp on thousands of images.
+// differ. Inputs over a few kB go to sharp unscanned (fast-path-limit.ts). fast-path.test.ts
+// compares it with sharp on thousands of images, differential-fuzz.test.ts on mutated ones.
+import { fastPathMaxBytes } from './fast-path-limit.js'
 
 const ZIGZAG = Int32Array.from([
   0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5,
@@ -18,9 +20,13 @@ const ZIGZAG = Int32Array.from([
   58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63
 ])
 
+/** libjpeg's derived table (jdhuff.c): canonical codes of each length, in order. */
 interface Huffman {
-  /** (code length << 16 | code) → symbol, for lengths 1..16. */
-  lookup: Map<number, number>
+  /** Largest code of each length 1..16, or -1 where there is none. */
+  maxcode: Int32Array
+  /** symbols[valoffset[len] + code] is the symbol of a code of length len. */
+  valoffset: Int32Array
+  symbols: Uint8Array
 }
 
 interface Component {
@@ -40,20 +46,30 @@ interface Component {
 class Bail extends Error {}
 const bail = (): never => { throw new Bail() }
 
-function buildHuffman (counts: Uint8Array, symbols: Uint8Array): Huffman {
-  const lookup = new Map<number, number>()
+/**
+ * Build a table the way jpeg_make_d_derived_tbl does, bailing wherever it would refuse the table
+ * ("Bogus Huffman table definition"), so the fast path never decodes what sharp refuses.
+ */
+function buildHuffman (counts: Uint8Array, symbols: Uint8Array, isDc: boolean): Huffman {
+  const maxcode = new Int32Array(17).fill(-1)
+  const valoffset = new Int32Array(17)
   let code = 0
   let k = 0
   for (let len = 1; len <= 16; len++) {
-    for (let i = 0; i < (counts[len - 1] as number); i++) {
-      lookup.set((len << 16) | code, symbols[k++] as number)
-      code++
+    const n = counts[len - 1] as number
+    if (n > 0) {
+      valoffset[len] = k - code
+      k += n
+      code += n
+      maxcode[len] = code - 1
     }
-    // A canonical code that no longer fits its length is a bogus table.
-    if (code > (1 << len)) bail()
+    // The codes of a length must fit in it without the all-ones code, which is reserved.
+    if (code >= (1 << len)) bail()
     code <<= 1
   }
-  return { lookup }
+  // libjpeg-turbo accepts DC symbols (magnitude categories) 0..15 only.
+  if (isDc) for (const s of symbols) if (s > 15) bail()
+  return { maxcode, valoffset, symbols: Uint8Array.from(symbols) }
 }
 
 /** Bits of the entropy-coded segment; any marker inside it (not a stuffed 0xFF00) ends it. */
@@ -92,8 +108,7 @@ class BitReader {
     let code = 0
     for (let len = 1; len <= 16; len++) {
       code = (code << 1) | this.bit()
-      const s = h.lookup.get((len << 16) | code)
-      if (s !== undefined) return s
+      if (code <= (h.maxcode[len] as number)) return h.symbols[(h.valoffset[len] as number) + code] as number
     }
     return bail()
   }
@@ -249,6 +264,8 @@ export function decodeGreyJpeg (buf: Uint8Array, want: FastJpegOptions): Uint8Ar
 }
 
 function decode (buf: Uint8Array, want: FastJpegOptions): Uint8Array | null {
+  // Tables and comments cost work per byte before the first pixel: bounded (fast-path-limit.ts).
+  if (buf.length > fastPathMaxBytes(want.width, want.height)) return null
   if (buf.length < 4 || buf[0] !== 0xff || buf[1] !== 0xd8) return null
   const qt: Array<Int32Array | undefined> = []
   const dcTables: Array<Huffman | undefined> = []
@@ -300,7 +317,7 @@ function decode (buf: Uint8Array, want: FastJpegOptions): Uint8Array | null {
           let total = 0
           for (const c of counts) total += c
           if (total > 256 || p + 17 + total > end) return null
-          const table = buildHuffman(counts, buf.subarray(p + 17, p + 17 + total))
+          const table = buildHuffman(counts, buf.subarray(p + 17, p + 17 + total), tc === 0)
           if (tc === 0) dcTables[th] = table
           else acTables[th] = table
           p += 17 + total

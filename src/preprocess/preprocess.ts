@@ -10,6 +10,7 @@
 import sharp from 'sharp'
 import { InvalidImageError, PixelLimitError, UnsupportedImageTypeError } from '../errors.js'
 import type { InputSpec } from '../registry/manifest-schema.js'
+import { fastPathMaxBytes } from './fast-path-limit.js'
 import { decodeGreyJpeg } from './jpeg-fast.js'
 import { decodeGreyPng } from './png-fast.js'
 import { sniffImage, type SupportedFormat } from './sniff.js'
@@ -69,6 +70,9 @@ export function fastPixels (input: Uint8Array | RawImage, format: SupportedForma
   if (limits.fastPath === false || spec.colour !== 'grey' || spec.channels !== 1) return null
   if (spec.width * spec.height > limits.maxInputPixels) return null
   if (input instanceof Uint8Array) {
+    // The decoders run on the event loop: above a few kB (more than any real image at the
+    // model's size) the bytes go to sharp without being scanned. The decoders check it too.
+    if (input.length > fastPathMaxBytes(spec.width, spec.height)) return null
     if (format === 'png') {
       const pixels = decodeGreyPng(input, spec)
       return pixels === null ? null : { pixels, decoder: 'png-fast' }
