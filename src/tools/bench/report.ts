@@ -30,7 +30,7 @@ export function renderReport (r: BenchReport): string {
   ))
   out.push('  batch = mean images per inference batch (/metrics); decode/queue/infer/server = mean ms the service reports in its responses')
   if (r.overload !== undefined) {
-    out.push(`  overload row: a second service with MAX_QUEUE_SIZE=${r.overload.maxQueueSize}; afterwards /health/ready ${r.overload.readyAfter} and a classify ${r.overload.classifyAfter}`)
+    out.push(`  overload row: a second service with MAX_QUEUE_SIZE=${r.overload.maxQueueSize}; afterwards /health/ready ${r.overload.readyAfter} and a classify ${r.overload.classifyAfter} (after ${r.overload.retriesAfter} retries 200 ms apart)`)
   }
   if (r.ceilings !== undefined) {
     const c = r.ceilings

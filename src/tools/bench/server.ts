@@ -17,7 +17,7 @@ export interface Service {
 }
 
 const IS_TS = import.meta.url.endsWith('.ts')
-const SERVER = fileURLToPath(new URL(IS_TS ? '../server.ts' : '../server.js', import.meta.url))
+const SERVER = fileURLToPath(new URL(IS_TS ? '../../server.ts' : '../../server.js', import.meta.url))
 
 /** A TCP port free on 127.0.0.1 right now (the OS picks it). */
 export async function freePort (): Promise<number> {
