@@ -2,6 +2,7 @@
 // so tests build apps from plain objects and the server fails fast on a bad variable.
 import os from 'node:os'
 import { z } from 'zod'
+import { decodeMemory } from './preprocess/decode-budget.js'
 
 const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
 const MiB = 1024 * 1024
@@ -44,7 +45,7 @@ const EnvSchema = z.object({
 const ConfigSchema = EnvSchema.transform((c) => ({ ...c, MAX_REQUEST_BYTES: c.MAX_REQUEST_BYTES ?? c.MAX_UPLOAD_BYTES }))
   .refine((c) => c.MAX_REQUEST_BYTES >= c.MAX_UPLOAD_BYTES, { path: ['MAX_REQUEST_BYTES'], message: 'must be at least MAX_UPLOAD_BYTES' })
   .refine((c) => c.MAX_INFLIGHT_BYTES >= c.MAX_REQUEST_BYTES, { path: ['MAX_INFLIGHT_BYTES'], message: 'must be at least MAX_REQUEST_BYTES' })
-  .refine((c) => c.DECODE_MEMORY_BYTES >= c.MAX_DECODE_BYTES, { path: ['DECODE_MEMORY_BYTES'], message: 'must be at least MAX_DECODE_BYTES' })
+  .refine((c) => c.DECODE_MEMORY_BYTES >= decodeMemory(c.MAX_DECODE_BYTES), { path: ['DECODE_MEMORY_BYTES'], message: 'must be at least 1.3 × MAX_DECODE_BYTES + 8 MiB, the memory one image of that size takes to decode' })
 
 export type Config = z.infer<typeof ConfigSchema>
 

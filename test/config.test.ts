@@ -32,5 +32,5 @@ t.test('memory limits nest: MAX_REQUEST_BYTES follows MAX_UPLOAD_BYTES unless se
   t.equal(loadConfig({ MAX_UPLOAD_BYTES: '2048' }).MAX_REQUEST_BYTES, 2048)
   t.throws(() => loadConfig({ MAX_UPLOAD_BYTES: '4096', MAX_REQUEST_BYTES: '2048' }), { message: /MAX_REQUEST_BYTES: must be at least MAX_UPLOAD_BYTES/ })
   t.throws(() => loadConfig({ MAX_REQUEST_BYTES: String(512 * 1024 * 1024), MAX_UPLOAD_BYTES: '1024', MAX_INFLIGHT_BYTES: '4096' }), { message: /MAX_INFLIGHT_BYTES: must be at least MAX_REQUEST_BYTES/ })
-  t.throws(() => loadConfig({ MAX_DECODE_BYTES: String(512 * 1024 * 1024) }), { message: /DECODE_MEMORY_BYTES: must be at least MAX_DECODE_BYTES/ })
+  t.throws(() => loadConfig({ MAX_DECODE_BYTES: String(200 * 1024 * 1024) }), { message: /DECODE_MEMORY_BYTES: must be at least 1\.3 × MAX_DECODE_BYTES \+ 8 MiB/ })
 })

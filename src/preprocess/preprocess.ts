@@ -10,6 +10,7 @@
 import sharp from 'sharp'
 import { InvalidImageError, PixelLimitError, UnsupportedImageTypeError } from '../errors.js'
 import type { InputSpec } from '../registry/manifest-schema.js'
+import { DecodeBudget, decodedBytes, decodeMemory } from './decode-budget.js'
 import { fastPathMaxBytes } from './fast-path-limit.js'
 import { decodeGreyJpeg } from './jpeg-fast.js'
 import { decodeGreyPng } from './png-fast.js'
@@ -23,6 +24,12 @@ export interface PreprocessLimits {
   maxInputPixels: number
   /** Use the fast paths where they apply (default true); false = sharp for every image. */
   fastPath?: boolean
+  /** Largest decoded size of one image, width × height × channels × bytes per sample. */
+  maxDecodeBytes?: number
+  /** Memory for sharp decodes, shared by every request of an app; unset: not metered. */
+  decodeBudget?: DecodeBudget
+  /** Longest a decode waits for that memory, ms (then 503). */
+  decodeWaitMs?: number
 }
 
 export interface Preprocessed {
@@ -95,7 +102,47 @@ export async function preprocess (input: Uint8Array | RawImage, spec: InputSpec,
   if (fast !== null) {
     return { tensor: hwcToNormalizedChw(fast.pixels, spec.width, spec.height, 1, spec.mean, spec.std), format, decoder: fast.decoder }
   }
-  const source = raw
+  const release = await reserveDecode(input, limits, what)
+  try {
+    return await decodeWithSharp(input, format, spec, limits, what)
+  } finally {
+    release()
+  }
+}
+
+const MiB = 1024 * 1024
+
+/**
+ * Before sharp decodes anything: read the header (sharp's metadata(): header only, off the main
+ * thread), refuse an image over MAX_INPUT_PIXELS or MAX_DECODE_BYTES (413), then wait for its
+ * share of the decode memory. Returns the function that gives the share back.
+ */
+async function reserveDecode (input: Uint8Array | RawImage, limits: PreprocessLimits, what: string): Promise<() => void> {
+  if (limits.maxDecodeBytes === undefined && limits.decodeBudget === undefined) return () => {}
+  let header: { width?: number | undefined, height?: number | undefined, channels?: number | undefined, depth?: string | undefined }
+  if (input instanceof Uint8Array) {
+    try {
+      header = await sharp(input, { limitInputPixels: false }).metadata()
+    } catch (err) {
+      throw translateSharpError(err as Error, what, limits)
+    }
+  } else {
+    header = { width: input.width, height: input.height, channels: input.channels, depth: 'uchar' }
+  }
+  const pixels = (header.width ?? 0) * (header.height ?? 0)
+  if (pixels > limits.maxInputPixels) {
+    throw new PixelLimitError(`${what} has more than ${limits.maxInputPixels} pixels (MAX_INPUT_PIXELS)`)
+  }
+  const bytes = decodedBytes(header)
+  if (limits.maxDecodeBytes !== undefined && bytes > limits.maxDecodeBytes) {
+    throw new PixelLimitError(`${what} decodes to ${(bytes / MiB).toFixed(1)} MiB (${header.width}×${header.height}, ${header.channels} channels of ${header.depth}), more than ${limits.maxDecodeBytes} bytes (MAX_DECODE_BYTES)`)
+  }
+  if (limits.decodeBudget === undefined) return () => {}
+  return await limits.decodeBudget.acquire(Math.min(decodeMemory(bytes), limits.decodeBudget.capacity), limits.decodeWaitMs ?? 30_000)
+}
+
+async function decodeWithSharp (input: Uint8Array | RawImage, format: SupportedFormat | 'raw', spec: InputSpec, limits: PreprocessLimits, what: string): Promise<Preprocessed> {
+  const source = !(input instanceof Uint8Array)
     ? sharp(input.pixels, { raw: { width: input.width, height: input.height, channels: input.channels } })
     : sharp(input, { failOn: 'warning', limitInputPixels: limits.maxInputPixels })
   let pipeline = source
