@@ -1,4 +1,5 @@
 // npm run test:hostile -- [--seconds 30] [--concurrency 8] [--max-live-p99-ms 50] [--max-rss-mib 1024]
+//                          [--skip-memory] [--skip-liveness] [--server-dir CHECKOUT]
 //
 // The service (dist/src/server.js, shipped defaults) under hostile input, in two phases:
 // 1. memory: the worst inputs the limits allow, all at once (decode bombs just inside
@@ -24,7 +25,9 @@ const { values: args } = parseArgs({
     'max-live-p99-ms': { type: 'string', default: '50' },
     'max-rss-mib': { type: 'string', default: '1024' },
     'skip-memory': { type: 'boolean', default: false },
-    'skip-liveness': { type: 'boolean', default: false }
+    'skip-liveness': { type: 'boolean', default: false },
+    // Another checkout's build, for before/after figures on the same machine.
+    'server-dir': { type: 'string' }
   }
 })
 const SECONDS = Number(args.seconds)
@@ -39,7 +42,8 @@ function memoryOf (pid: number): { peak: number, now: number } {
 }
 
 async function startServer (port: number): Promise<{ child: ChildProcess, url: string, logs: () => string }> {
-  const child = spawn(process.execPath, [path.join(repoRoot(), 'dist', 'src', 'server.js')], {
+  const child = spawn(process.execPath, [path.join(args['server-dir'] ?? repoRoot(), 'dist', 'src', 'server.js')], {
+    cwd: args['server-dir'] ?? repoRoot(),
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', EXECUTION_PROVIDER: 'cpu' },
     stdio: ['ignore', 'pipe', 'pipe']
   })
