@@ -14,9 +14,10 @@ import { loadManifest } from '../src/registry/load-manifest.js'
 export const OPENAPI_FILE = path.join(repoRoot(), 'openapi', 'openapi.json')
 
 export async function generateOpenApi (): Promise<string> {
-  const config = loadConfig({ LOG_LEVEL: 'silent' })
+  // With a token, so the admin routes are in the document (they exist only when one is set).
+  const config = loadConfig({ LOG_LEVEL: 'silent', ADMIN_TOKEN: 'openapi-generation-token' })
   const manifest = await loadManifest(path.join(repoRoot(), 'models', 'manifest.json'))
-  const engine = Engine.over(manifest, new FunctionRunner(manifest.models.values(), () => []), engineOptions(config))
+  const engine = await Engine.over(manifest, new FunctionRunner(() => []), engineOptions(config))
   const app = await buildApp({ config, engine, logger: false })
   try {
     return JSON.stringify(app.swagger(), null, 2) + '\n'

@@ -19,10 +19,12 @@ import errorHandler from './plugins/error-handler.js'
 import lifecycle from './plugins/lifecycle.js'
 import linger from './plugins/linger.js'
 import metricsPlugin from './plugins/metrics.js'
+import modelControl from './plugins/model-control.js'
 import protocolChecks from './plugins/protocol-checks.js'
 import requestLog from './plugins/request-log.js'
 import { preprocessLimits } from './preprocess/limits.js'
 import { SUPPORTED_MEDIA_TYPES } from './preprocess/sniff.js'
+import adminRoutes from './routes/admin.js'
 import classifyRoutes from './routes/classify.js'
 import healthRoutes from './routes/health.js'
 import metricsRoutes from './routes/metrics.js'
@@ -110,6 +112,9 @@ export const app = fp<AppOptions>(async function isomaxApp (fastify, opts) {
         title: 'isomax-serve',
         version: PACKAGE_VERSION,
         description: 'Image classification with a calibrated out-of-distribution reject (IsoMax+ models on ONNX Runtime).'
+      },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN; the admin routes exist only when it is set' } }
       }
     },
     transform: jsonSchemaTransform,
@@ -130,10 +135,12 @@ export const app = fp<AppOptions>(async function isomaxApp (fastify, opts) {
     throwFileSizeLimit: true
   })
   await fastify.register(enginePlugin, { engine })
+  await fastify.register(modelControl, { manifestFile: engine.manifest.file })
 
   await fastify.register(healthRoutes)
   await fastify.register(modelRoutes)
   await fastify.register(metricsRoutes)
+  if (config.ADMIN_TOKEN !== undefined) await fastify.register(adminRoutes, { token: config.ADMIN_TOKEN })
   await fastify.register(classifyRoutes, { limits: preprocessLimits(config), requestTimeoutMs: config.REQUEST_TIMEOUT_MS, body: { maxUploadBytes: config.MAX_UPLOAD_BYTES, maxRequestBytes: config.MAX_REQUEST_BYTES } })
 }, { name: 'isomax-app' })
 

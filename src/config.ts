@@ -37,6 +37,9 @@ const EnvSchema = z.object({
   MAX_QUEUE_SIZE: intFrom(1, 1_000_000).default(256),
   // The preprocessing fast paths (src/preprocess/png-fast.ts): on by default, off = sharp for
   // every image (an escape hatch, and the "before" of docs/performance.md).
+  // Bearer token for the admin routes (POST /admin/reload, /v2/repository/...): unset, the
+  // routes do not exist (404). At least 16 characters: it guards model changes.
+  ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   PREPROCESS_FAST_PATH: z.enum(['true', 'false', '1', '0']).default('true').transform((v) => v === 'true' || v === '1')
 })
 

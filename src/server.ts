@@ -42,7 +42,13 @@ async function main (): Promise<void> {
   // SIGTERM/SIGINT: readiness turns 503 at once; the server keeps serving for DRAIN_DELAY_MS so
   // the load balancer sees it; then it stops accepting, finishes in-flight requests, releases
   // the ONNX sessions and exits 0. Past SHUTDOWN_TIMEOUT_MS close-with-grace exits 1.
-  closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS, logger: { error: (m: string) => logger.error(m) } }, async ({ signal, err }) => {
+  // SIGHUP reloads the manifest (validate, load, swap; a failure changes nothing), as nginx
+  // and most daemons do, instead of close-with-grace's default of shutting down.
+  process.on('SIGHUP', () => {
+    logger.info({ signal: 'SIGHUP' }, 'reloading the manifest')
+    app.models.reload().catch(() => { /* logged and counted by plugins/model-control.ts */ })
+  })
+  closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS, skip: ['SIGHUP'], logger: { error: (m: string) => logger.error(m) } }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ err }, 'closing after an uncaught error')
     app.lifecycle.draining = true
     logger.info({ signal, drainDelayMs: config.DRAIN_DELAY_MS }, 'draining: readiness now 503')

@@ -14,7 +14,7 @@ t.test('it is a valid OpenAPI 3 document', async (t) => {
   const api = await SwaggerParser.validate(JSON.parse(committed)) as any
   t.equal(api.openapi.slice(0, 2), '3.')
   const paths = Object.keys(api.paths).sort()
-  t.same(paths, ['/classify', '/health/live', '/health/ready', '/metrics', '/models', '/models/{name}/classify'])
+  t.same(paths, ['/admin/reload', '/classify', '/health/live', '/health/ready', '/metrics', '/models', '/models/{name}/classify', '/v2/repository/index', '/v2/repository/models/{name}/load', '/v2/repository/models/{name}/unload'])
 })
 
 t.test('the uploads are documented as binary bodies and a multipart form', async (t) => {

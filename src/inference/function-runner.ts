@@ -1,8 +1,9 @@
 // An InferenceRunner without ONNX Runtime: each row's logits come from a function of its
-// tensor. It lets route tests exercise HTTP behaviour (errors, limits, readiness, overload)
-// through the real batchers without loading models, and scripts/openapi.ts build the app.
+// tensor. It lets route tests exercise HTTP behaviour (errors, limits, readiness, overload,
+// reloads) through the real engine and batchers without loading models, and scripts/openapi.ts
+// build the app.
 import { EventEmitter } from 'node:events'
-import type { Provider } from './protocol.js'
+import type { Provider, WorkerModelSpec } from './protocol.js'
 import type { InferenceRunner, RunResult } from './runner.js'
 
 export type LogitsFunction = (model: string, tensor: Float32Array) => ArrayLike<number>
@@ -17,19 +18,12 @@ export interface FunctionRunnerOptions {
 export class FunctionRunner extends EventEmitter implements InferenceRunner {
   private busy = 0
   private closed = false
-  readonly providers: Record<string, Provider>
+  readonly providers: Record<string, Provider> = {}
+  private readonly sessions = new Map<string, { name: string, sampleSize: number }>()
 
-  constructor (
-    models: Iterable<{ name: string, input: { channels: number, height: number, width: number } }>,
-    private readonly fn: LogitsFunction,
-    private readonly options: FunctionRunnerOptions = {}
-  ) {
+  constructor (private readonly fn: LogitsFunction, private readonly options: FunctionRunnerOptions = {}) {
     super()
-    this.sampleSizes = new Map([...models].map((m) => [m.name, m.input.channels * m.input.height * m.input.width]))
-    this.providers = Object.fromEntries([...this.sampleSizes.keys()].map((name) => [name, 'cpu' as Provider]))
   }
-
-  private readonly sampleSizes: Map<string, number>
 
   get idleCount (): number {
     return this.closed ? 0 : (this.options.slots ?? 1) - this.busy
@@ -39,13 +33,33 @@ export class FunctionRunner extends EventEmitter implements InferenceRunner {
     return this.closed ? 0 : this.options.slots ?? 1
   }
 
-  async run (model: string, batch: number, data: Float32Array): Promise<RunResult> {
-    const n = this.sampleSizes.get(model)
-    if (n === undefined) throw new Error(`model "${model}" is not loaded`)
+  /** Session keys held (tests check that reloads release what they no longer need). */
+  get loadedKeys (): string[] {
+    return [...this.sessions.keys()]
+  }
+
+  async load (specs: WorkerModelSpec[]): Promise<void> {
+    for (const s of specs) {
+      this.sessions.set(s.key, { name: s.name, sampleSize: s.sampleShape[0] * s.sampleShape[1] * s.sampleShape[2] })
+      this.providers[s.key] = 'cpu'
+    }
+  }
+
+  unload (keys: string[]): void {
+    for (const k of keys) {
+      this.sessions.delete(k)
+      Reflect.deleteProperty(this.providers, k)
+    }
+  }
+
+  async run (key: string, batch: number, data: Float32Array): Promise<RunResult> {
+    const session = this.sessions.get(key)
+    if (session === undefined) throw new Error(`session ${key} is not loaded`)
+    const n = session.sampleSize
     this.busy++
     try {
       await new Promise((resolve) => setTimeout(resolve, this.options.delayMs ?? 0))
-      const rows = Array.from({ length: batch }, (_, i) => Float32Array.from(this.fn(model, data.subarray(i * n, (i + 1) * n))))
+      const rows = Array.from({ length: batch }, (_, i) => Float32Array.from(this.fn(session.name, data.subarray(i * n, (i + 1) * n))))
       const classes = rows[0]?.length ?? 0
       const logits = new Float32Array(batch * classes)
       rows.forEach((r, i) => logits.set(r, i * classes))

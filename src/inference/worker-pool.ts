@@ -1,9 +1,11 @@
 // A fixed pool of inference workers. Each job goes to an idle worker; the batchers in front of
-// the pool decide what a job holds. A worker that dies fails only its own job and is replaced.
+// the pool decide what a job holds. Every worker holds the same sessions: load() adds sessions
+// to all of them (all or nothing), unload() releases them. A worker that dies fails only its
+// own job and is replaced by one that loads the sessions the pool holds at that moment.
 import { EventEmitter, once } from 'node:events'
 import { Worker } from 'node:worker_threads'
 import { InferenceFailedError, ManifestError, ModelLoadError, ProviderUnavailableError } from '../errors.js'
-import type { FromWorker, Provider, ToWorker, WorkerInit } from './protocol.js'
+import type { FromWorker, LoadFailure, Provider, ToWorker, WorkerInit, WorkerModelSpec } from './protocol.js'
 import type { InferenceRunner, RunResult } from './runner.js'
 
 interface Job {
@@ -16,6 +18,8 @@ interface Slot {
   worker: Worker
   job: Job | null
   ready: boolean
+  /** Loads sent to this worker and not answered yet, by message id. */
+  loads: Map<number, (failure: LoadFailure | null, providers: Record<string, Provider>) => void>
 }
 
 export interface PoolLogger {
@@ -26,9 +30,20 @@ export interface PoolLogger {
 // The compiled service runs worker.js; tests (tap's TypeScript loader) run worker.ts.
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
 
+/** The catalogue error for a failed load: a manifest mismatch, an unusable provider, or ORT. */
+export function loadError (f: LoadFailure): Error {
+  if (f.manifest) return new ManifestError(f.message)
+  if (f.providerFailed) return new ProviderUnavailableError(f.provider, f.message)
+  const m = /^model "([^"]+)": ([\s\S]*)$/.exec(f.message)
+  return new ModelLoadError(m?.[1] ?? '(unknown)', m?.[2] ?? f.message)
+}
+
 export class WorkerPool extends EventEmitter implements InferenceRunner {
+  /** Provider of each loaded session, by session key. */
   readonly providers: Record<string, Provider> = {}
   private readonly slots: Slot[] = []
+  /** The sessions every worker holds (or is loading): what a replacement worker loads. */
+  private readonly specs = new Map<string, WorkerModelSpec>()
   private nextId = 1
   private closing = false
   private readonly warned = new Set<string>()
@@ -36,6 +51,7 @@ export class WorkerPool extends EventEmitter implements InferenceRunner {
   /** `workerUrl` is for tests, which put a stub in place of the ONNX Runtime worker. */
   constructor (private readonly init: WorkerInit, private readonly size: number, private readonly log: PoolLogger, private readonly workerUrl: URL = WORKER_URL) {
     super()
+    for (const spec of init.models) this.specs.set(spec.key, spec)
   }
 
   /** Start every worker and wait until each has loaded and warmed all models. */
@@ -58,47 +74,100 @@ export class WorkerPool extends EventEmitter implements InferenceRunner {
     return this.slots.length
   }
 
+  /** Session keys the pool holds. */
+  get loadedKeys (): string[] {
+    return [...this.specs.keys()]
+  }
+
   /** Run one batch on an idle worker. Callers check idleCount first; if none is idle this rejects. */
-  async run (model: string, batch: number, data: Float32Array): Promise<RunResult> {
+  async run (key: string, batch: number, data: Float32Array): Promise<RunResult> {
     const slot = this.slots.find((s) => s.ready && s.job === null)
     if (slot === undefined) throw new InferenceFailedError('no idle inference worker')
     return await new Promise<RunResult>((resolve, reject) => {
       const job: Job = { id: this.nextId++, resolve, reject }
       slot.job = job
       const buffer = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data.buffer : data.slice().buffer
-      const msg: ToWorker = { type: 'run', id: job.id, model, batch, data: buffer as ArrayBuffer }
+      const msg: ToWorker = { type: 'run', id: job.id, key, batch, data: buffer as ArrayBuffer }
       slot.worker.postMessage(msg, [buffer as ArrayBuffer])
     })
   }
 
+  /**
+   * Load sessions into every worker (the ones already held are kept as they are). All or
+   * nothing: if any worker fails, the sessions this call added are released everywhere and it
+   * rejects with the worker's reason (a catalogue error).
+   */
+  async load (specs: WorkerModelSpec[]): Promise<void> {
+    const fresh = specs.filter((s) => !this.specs.has(s.key))
+    if (fresh.length === 0) return
+    // Held from now on, so a worker started meanwhile (a crash replacement) loads them too.
+    for (const s of fresh) this.specs.set(s.key, s)
+    const answers = await Promise.all(this.slots.map(async (slot) => await this.loadInto(slot, fresh)))
+    const failed = answers.find((a) => a !== null)
+    if (failed !== undefined && failed !== null) {
+      this.unload(fresh.map((s) => s.key))
+      throw loadError(failed)
+    }
+  }
+
+  /** Release sessions in every worker. */
+  unload (keys: string[]): void {
+    const held = keys.filter((k) => this.specs.delete(k))
+    if (held.length === 0) return
+    for (const k of held) Reflect.deleteProperty(this.providers, k)
+    const msg: ToWorker = { type: 'unload', keys: held }
+    for (const slot of this.slots) slot.worker.postMessage(msg)
+  }
+
+  private async loadInto (slot: Slot, specs: WorkerModelSpec[]): Promise<LoadFailure | null> {
+    const id = this.nextId++
+    return await new Promise((resolve) => {
+      slot.loads.set(id, (failure, providers) => {
+        if (failure === null) Object.assign(this.providers, providers)
+        resolve(failure)
+      })
+      const msg: ToWorker = { type: 'load', id, models: specs }
+      slot.worker.postMessage(msg)
+    })
+  }
+
+  private warnOnce (warnings: string[]): void {
+    for (const w of warnings) {
+      // Every worker finds the same thing; say it once.
+      if (!this.warned.has(w)) this.log.warn({ provider: 'cpu' }, w)
+      this.warned.add(w)
+    }
+  }
+
   private async spawn (): Promise<void> {
-    const worker = new Worker(this.workerUrl, { workerData: this.init })
-    const slot: Slot = { worker, job: null, ready: false }
+    const worker = new Worker(this.workerUrl, { workerData: { ...this.init, models: [...this.specs.values()] } satisfies WorkerInit })
+    const slot: Slot = { worker, job: null, ready: false, loads: new Map() }
     this.slots.push(slot)
     await new Promise<void>((resolve, reject) => {
       worker.on('message', (msg: FromWorker) => {
         switch (msg.type) {
           case 'ready':
             Object.assign(this.providers, msg.providers)
-            for (const w of msg.warnings) {
-              // Every worker finds the same thing; say it once.
-              if (!this.warned.has(w)) this.log.warn({ provider: 'cpu' }, w)
-              this.warned.add(w)
-            }
+            this.warnOnce(msg.warnings)
             slot.ready = true
             resolve()
             this.emit('idle')
             break
           case 'init-error':
-            if (msg.manifest === true) {
-              reject(new ManifestError(msg.message))
-            } else if (msg.providerFailed) {
-              reject(new ProviderUnavailableError(msg.provider, msg.message))
+            reject(loadError(msg))
+            break
+          case 'loaded':
+          case 'load-error': {
+            const answer = slot.loads.get(msg.id)
+            slot.loads.delete(msg.id)
+            if (msg.type === 'loaded') {
+              this.warnOnce(msg.warnings)
+              answer?.(null, msg.providers)
             } else {
-              const m = /^model "([^"]+)": ([\s\S]*)$/.exec(msg.message)
-              reject(new ModelLoadError(m?.[1] ?? '(unknown)', m?.[2] ?? msg.message))
+              answer?.(msg, {})
             }
             break
+          }
           case 'result':
           case 'run-error': {
             const job = slot.job
@@ -128,6 +197,9 @@ export class WorkerPool extends EventEmitter implements InferenceRunner {
           slot.job.reject(new InferenceFailedError(`inference worker exited (code ${code}) during the batch`))
           slot.job = null
         }
+        // Loads it had not answered: its replacement loads everything the pool holds.
+        for (const answer of slot.loads.values()) answer(null, {})
+        slot.loads.clear()
         if (!slot.ready) {
           reject(new ModelLoadError('(worker)', `worker exited with code ${code} before it was ready`))
           return

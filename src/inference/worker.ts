@@ -1,18 +1,22 @@
-// Inference worker: owns one ONNX Runtime session per model. session.run() blocks the thread
-// that calls it for the whole run (measured with onnxruntime-node 1.30: a 650 ms run let one
-// 5 ms timer fire), so it runs here and never on the event loop that serves HTTP.
+// Inference worker: owns ONNX Runtime sessions, one per session key. session.run() blocks the
+// thread that calls it for the whole run (measured with onnxruntime-node 1.30: a 650 ms run
+// let one 5 ms timer fire), so it runs here and never on the event loop that serves HTTP.
+// Loads (at start, and on reload) run one after another; runs go on meanwhile on the
+// sessions already loaded.
 import { parentPort, workerData } from 'node:worker_threads'
 import ort from 'onnxruntime-node'
 import { graphMismatches } from '../registry/graph-check.js'
-import type { FromWorker, Provider, ToWorker, WorkerInit, WorkerModelSpec } from './protocol.js'
+import type { FromWorker, LoadFailure, Provider, ToWorker, WorkerInit, WorkerModelSpec } from './protocol.js'
 
 const init = workerData as WorkerInit
 // ORT's native logger would print its own red error when CUDA cannot load; that failure
 // reaches us as an exception and is reported once, in our own log, so keep ORT quiet.
 ort.env.logLevel = 'fatal'
-const sessions = new Map<string, { session: ort.InferenceSession, spec: WorkerModelSpec }>()
+const sessions = new Map<string, { session: ort.InferenceSession, spec: WorkerModelSpec, provider: Provider }>()
 const port = parentPort
 if (port === null) throw new Error('worker.ts must run as a worker thread')
+// In auto mode the first CUDA failure decides for every later session: the reason would be the same.
+let cudaFailed = false
 
 function post (msg: FromWorker, transfer: ArrayBuffer[] = []): void {
   port!.postMessage(msg, transfer)
@@ -38,95 +42,151 @@ async function run (spec: WorkerModelSpec, session: ort.InferenceSession, batch:
   return out.data as Float32Array
 }
 
+class LoadError extends Error {
+  constructor (readonly failure: LoadFailure) {
+    super(failure.message)
+  }
+}
+
 function manifestMessage (spec: WorkerModelSpec, problems: string[]): string {
   return problems.map((p) => `${spec.where}.${p} (${spec.onnxPath})`).join('\n  ')
 }
 
-async function start (): Promise<void> {
-  const providers: Record<string, Provider> = {}
-  const warnings: string[] = []
-  // In auto mode the first CUDA failure decides for every model: the reason would be the same.
-  let cudaFailed = false
-  for (const spec of init.models) {
-    let provider: Provider = init.provider === 'cpu' || cudaFailed ? 'cpu' : 'cuda'
-    let session: ort.InferenceSession
+/** One session, checked against the manifest and warmed up; throws a LoadError. */
+async function loadOne (spec: WorkerModelSpec, warnings: string[]): Promise<{ session: ort.InferenceSession, provider: Provider }> {
+  let provider: Provider = init.provider === 'cpu' || cudaFailed ? 'cpu' : 'cuda'
+  let session: ort.InferenceSession
+  try {
+    session = await createSession(spec, provider)
+  } catch (err) {
+    const reason = (err as Error).message.split('\n')[0] ?? String(err)
+    if (init.provider !== 'auto' || provider === 'cpu') {
+      throw new LoadError({ message: `model "${spec.name}": ${reason}`, provider, providerFailed: provider === 'cuda', manifest: false })
+    }
+    warnings.push(`CUDA is not usable (${reason}); running on CPU`)
+    cudaFailed = true
+    provider = 'cpu'
     try {
       session = await createSession(spec, provider)
-    } catch (err) {
-      const reason = (err as Error).message.split('\n')[0] ?? String(err)
-      if (init.provider !== 'auto' || provider === 'cpu') {
-        post({ type: 'init-error', message: `model "${spec.name}": ${reason}`, provider, providerFailed: provider === 'cuda' })
-        return
-      }
-      warnings.push(`CUDA is not usable (${reason}); running on CPU`)
-      cudaFailed = true
-      provider = 'cpu'
-      try {
-        session = await createSession(spec, provider)
-      } catch (err2) {
-        post({ type: 'init-error', message: `model "${spec.name}": ${(err2 as Error).message}`, provider: 'cpu', providerFailed: false })
-        return
-      }
+    } catch (err2) {
+      throw new LoadError({ message: `model "${spec.name}": ${(err2 as Error).message}`, provider: 'cpu', providerFailed: false, manifest: false })
     }
-    // The manifest against the graph, before anything runs: a mismatch names the field.
-    const problems = graphMismatches({ inputs: session.inputMetadata, outputs: session.outputMetadata }, {
-      inputName: spec.inputName,
-      outputName: spec.outputName,
-      sampleShape: spec.sampleShape,
-      labels: spec.labels,
-      maxBatchSize: Math.max(...spec.warmupBatchSizes)
-    })
-    if (problems.length > 0) {
-      post({ type: 'init-error', message: manifestMessage(spec, problems), provider, providerFailed: false, manifest: true })
-      return
-    }
-    try {
-      for (const n of spec.warmupBatchSizes) {
-        const logits = await run(spec, session, n, new Float32Array(n * spec.sampleShape[0] * spec.sampleShape[1] * spec.sampleShape[2]))
-        // A dynamic class axis passes the static check; the first real output decides.
-        if (logits.length !== n * spec.labels) {
-          post({ type: 'init-error', message: manifestMessage(spec, [`labels: the manifest lists ${spec.labels} labels; the graph's output "${spec.outputName}" has ${logits.length / n} classes`]), provider, providerFailed: false, manifest: true })
-          return
-        }
-      }
-    } catch (err) {
-      post({ type: 'init-error', message: `model "${spec.name}": warm-up run failed: ${(err as Error).message}`, provider, providerFailed: false })
-      return
-    }
-    sessions.set(spec.name, { session, spec })
-    providers[spec.name] = provider
   }
-  post({ type: 'ready', providers, warnings })
+  // The manifest against the graph, before anything runs: a mismatch names the field.
+  const problems = graphMismatches({ inputs: session.inputMetadata, outputs: session.outputMetadata }, {
+    inputName: spec.inputName,
+    outputName: spec.outputName,
+    sampleShape: spec.sampleShape,
+    labels: spec.labels,
+    maxBatchSize: Math.max(...spec.warmupBatchSizes)
+  })
+  try {
+    if (problems.length > 0) throw new LoadError({ message: manifestMessage(spec, problems), provider, providerFailed: false, manifest: true })
+    for (const n of spec.warmupBatchSizes) {
+      let logits: Float32Array
+      try {
+        logits = await run(spec, session, n, new Float32Array(n * spec.sampleShape[0] * spec.sampleShape[1] * spec.sampleShape[2]))
+      } catch (err) {
+        throw new LoadError({ message: `model "${spec.name}": warm-up run failed: ${(err as Error).message}`, provider, providerFailed: false, manifest: false })
+      }
+      // A dynamic class axis passes the static check; the first real output decides.
+      if (logits.length !== n * spec.labels) {
+        throw new LoadError({ message: manifestMessage(spec, [`labels: the manifest lists ${spec.labels} labels; the graph's output "${spec.outputName}" has ${logits.length / n} classes`]), provider, providerFailed: false, manifest: true })
+      }
+    }
+  } catch (err) {
+    await session.release()
+    throw err
+  }
+  return { session, provider }
 }
 
-port.on('message', (msg: ToWorker) => {
-  if (msg.type === 'close') {
-    void (async () => {
-      for (const { session } of sessions.values()) await session.release()
-      sessions.clear()
-      post({ type: 'closed' })
-    })()
-    return
+/** Load every spec not loaded yet; all or nothing: on a failure the new sessions go again. */
+async function load (specs: WorkerModelSpec[]): Promise<{ providers: Record<string, Provider>, warnings: string[] }> {
+  const providers: Record<string, Provider> = {}
+  const warnings: string[] = []
+  const added: string[] = []
+  try {
+    for (const spec of specs) {
+      const have = sessions.get(spec.key)
+      if (have !== undefined) {
+        providers[spec.key] = have.provider
+        continue
+      }
+      const { session, provider } = await loadOne(spec, warnings)
+      sessions.set(spec.key, { session, spec, provider })
+      added.push(spec.key)
+      providers[spec.key] = provider
+    }
+  } catch (err) {
+    await unload(added)
+    throw err
   }
-  const entry = sessions.get(msg.model)
-  if (entry === undefined) {
-    post({ type: 'run-error', id: msg.id, message: `model "${msg.model}" is not loaded in this worker` })
-    return
+  return { providers, warnings }
+}
+
+async function unload (keys: string[]): Promise<void> {
+  for (const key of keys) {
+    const entry = sessions.get(key)
+    if (entry === undefined) continue
+    sessions.delete(key)
+    await entry.session.release()
   }
-  const started = performance.now()
-  run(entry.spec, entry.session, msg.batch, new Float32Array(msg.data)).then((logits) => {
-    // A copy we own and can transfer: ORT's output may be a view on memory it manages.
-    const own = logits.slice()
-    post({
-      type: 'result',
-      id: msg.id,
-      logits: own.buffer as ArrayBuffer,
-      classes: own.length / msg.batch,
-      inferenceMs: performance.now() - started
-    }, [own.buffer as ArrayBuffer])
-  }, (err: Error) => {
-    post({ type: 'run-error', id: msg.id, message: err.message })
-  })
+}
+
+function failure (err: unknown): LoadFailure {
+  if (err instanceof LoadError) return err.failure
+  return { message: (err as Error).message, provider: init.provider, providerFailed: false, manifest: false }
+}
+
+// Loads and unloads run in order, after the initial load.
+let chain: Promise<unknown> = load(init.models).then(({ providers, warnings }) => {
+  post({ type: 'ready', providers, warnings })
+}, (err) => {
+  post({ type: 'init-error', ...failure(err) })
 })
 
-void start()
+port.on('message', (msg: ToWorker) => {
+  switch (msg.type) {
+    case 'close':
+      chain = chain.then(async () => {
+        await unload([...sessions.keys()])
+        post({ type: 'closed' })
+      })
+      return
+    case 'load':
+      chain = chain.then(async () => {
+        try {
+          const { providers, warnings } = await load(msg.models)
+          post({ type: 'loaded', id: msg.id, providers, warnings })
+        } catch (err) {
+          post({ type: 'load-error', id: msg.id, ...failure(err) })
+        }
+      })
+      return
+    case 'unload':
+      chain = chain.then(async () => { await unload(msg.keys) })
+      return
+    case 'run': {
+      const entry = sessions.get(msg.key)
+      if (entry === undefined) {
+        post({ type: 'run-error', id: msg.id, message: `session ${msg.key} is not loaded in this worker` })
+        return
+      }
+      const started = performance.now()
+      run(entry.spec, entry.session, msg.batch, new Float32Array(msg.data)).then((logits) => {
+        // A copy we own and can transfer: ORT's output may be a view on memory it manages.
+        const own = logits.slice()
+        post({
+          type: 'result',
+          id: msg.id,
+          logits: own.buffer as ArrayBuffer,
+          classes: own.length / msg.batch,
+          inferenceMs: performance.now() - started
+        }, [own.buffer as ArrayBuffer])
+      }, (err: Error) => {
+        post({ type: 'run-error', id: msg.id, message: err.message })
+      })
+    }
+  }
+})

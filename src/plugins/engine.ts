@@ -27,10 +27,8 @@ export default fp<EnginePluginOptions>(async function enginePlugin (app, opts) {
   })
   app.decorate('engine', engine)
   for (const [model, provider] of Object.entries(engine.providers)) {
-    metrics.modelProvider.set({ model, provider }, 1)
     app.log.info({ model, provider }, 'model loaded and warmed up')
   }
-  metrics.modelsLoaded.set(engine.manifest.models.size)
   metrics.inferenceWorkers.set(engine.workerCount)
   app.lifecycle.modelsReady = () => engine.ready
   app.addHook('onClose', async () => {

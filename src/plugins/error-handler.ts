@@ -53,6 +53,19 @@ function mapError (err: FastifyError, req: FastifyRequest, opts: ErrorHandlerOpt
   return new InternalError()
 }
 
+/**
+ * The Open Inference Protocol's routes (/v2/...) answer errors in its own shape,
+ * `{"error": "message"}`, which Triton's and KServe's clients read; every other route answers
+ * the catalogue's `{"error": {"code", "message"}}`. The status is the catalogue's either way.
+ */
+export function isOipUrl (url: string): boolean {
+  return url === '/v2' || url.startsWith('/v2/') || url.startsWith('/v2?')
+}
+
+function body (req: FastifyRequest, code: string, message: string): object {
+  return isOipUrl(req.url) ? { error: message } : errorBody(code, message)
+}
+
 export default fp<ErrorHandlerOptions>(async function errorHandlerPlugin (app, opts) {
   app.setErrorHandler(function (err: FastifyError, req: FastifyRequest, reply: FastifyReply) {
     const mapped = mapError(err, req, opts)
@@ -67,10 +80,10 @@ export default fp<ErrorHandlerOptions>(async function errorHandlerPlugin (app, o
     } else {
       req.log.info({ code: mapped.code, status }, mapped.message)
     }
-    void reply.code(status).send(errorBody(mapped.code, mapped.message))
+    void reply.code(status).send(body(req, mapped.code, mapped.message))
   })
   app.setNotFoundHandler(function (req, reply) {
     const err = new RouteNotFoundError(req.method, req.url.split('?')[0])
-    void reply.code(404).send(errorBody(err.code, err.message))
+    void reply.code(404).send(body(req, err.code, err.message))
   })
 }, { name: 'error-handler' })

@@ -16,6 +16,9 @@ export interface ServiceMetrics {
   oodPValue: Histogram<'model'>
   modelsLoaded: Gauge
   modelProvider: Gauge<'model' | 'provider'>
+  reloads: Counter<'outcome'>
+  manifestGeneration: Gauge
+  manifestInfo: Gauge<'sha256'>
   inferenceWorkers: Gauge
 }
 
@@ -123,6 +126,23 @@ export default fp<MetricsOptions>(async function metricsPlugin (app, opts) {
       labelNames: ['model', 'provider'],
       registers: [registry]
     }),
+    reloads: new Counter({
+      name: 'isomax_model_reloads_total',
+      help: 'Changes of the served models (reload, repository load/unload) by outcome: success, or failure (nothing changed)',
+      labelNames: ['outcome'],
+      registers: [registry]
+    }),
+    manifestGeneration: new Gauge({
+      name: 'isomax_manifest_generation',
+      help: 'Generation of the served model set: 1 at start, one more at each successful change',
+      registers: [registry]
+    }),
+    manifestInfo: new Gauge({
+      name: 'isomax_manifest_info',
+      help: 'sha256 of the manifest file the served models came from (value 1)',
+      labelNames: ['sha256'],
+      registers: [registry]
+    }),
     inferenceWorkers: new Gauge({
       name: 'isomax_inference_workers',
       help: 'Inference worker threads running',
@@ -133,6 +153,7 @@ export default fp<MetricsOptions>(async function metricsPlugin (app, opts) {
     metrics.queueDepth.set({ model: m.name }, 0)
     for (const outcome of ['accepted', 'rejected']) metrics.predictions.inc({ model: m.name, outcome }, 0)
   }
+  for (const outcome of ['success', 'failure']) metrics.reloads.inc({ outcome }, 0)
   app.decorate('metrics', metrics)
   app.addHook('onResponse', async (req, reply) => {
     metrics.httpDuration.observe({

@@ -25,6 +25,8 @@ export interface LoadedEntry extends ModelEntry {
 
 export interface LoadedManifest<M extends LoadedEntry = LoadedModel> {
   file: string
+  /** sha256 of the manifest file's text: which version of the file is served. */
+  sha256: string
   defaultModel: string
   models: Map<string, M>
 }
@@ -127,5 +129,5 @@ export async function loadManifest (file: string, options: LoadOptions = {}): Pr
     }
     models.set(entry.name, { ...entry, onnxPath, index: i })
   }
-  return { file: absolute, defaultModel: manifest.default, models }
+  return { file: absolute, sha256: createHash('sha256').update(text).digest('hex'), defaultModel: manifest.default, models }
 }

@@ -8,8 +8,10 @@ import { preprocess, type PreprocessLimits } from '../preprocess/preprocess.js'
 import type { LoadedModel } from '../registry/load-manifest.js'
 import { readImages, type BodyLimits } from './read-images.js'
 import { ClassifyQuerySchema, ClassifyResponseSchema, ErrorSchema, ModelParamsSchema, type ClassifyResultSchema } from './schemas.js'
+import type { Generation } from '../inference/generation.js'
 
 type ClassifyResult = z.infer<typeof ClassifyResultSchema>
+type ClassifyQuery = z.infer<typeof ClassifyQuerySchema>
 
 export interface ClassifyRouteOptions {
   limits: PreprocessLimits
@@ -31,16 +33,16 @@ export default async function classifyRoutes (app: FastifyInstance, opts: Classi
   const { engine, metrics } = app
   const { limits } = opts
 
-  async function classifyOne (model: LoadedModel, data: Buffer, what: string, topK: number, startedAt: number): Promise<ClassifyResult> {
+  async function classifyOne (generation: Generation, model: LoadedModel, data: Buffer, what: string, query: ClassifyQuery, startedAt: number): Promise<ClassifyResult> {
     let decodeMs = 0
     // Admission comes first: an overloaded model answers 503 without decoding the image.
-    const run = await engine.classify(model.name, async () => {
+    const run = await generation.batcher(model.name).prepareAndSubmit(async () => {
       const t0 = performance.now()
       const { tensor } = await preprocess(data, model.input, limits, what)
       decodeMs = performance.now() - t0
       return tensor
     }, opts.requestTimeoutMs)
-    const decision = decide(model, run.logits, topK)
+    const decision = decide(model, run.logits, query.topK)
     metrics.queueWait.observe({ model: model.name }, run.queueMs / 1000)
     metrics.predictions.inc({ model: model.name, outcome: decision.ood.reject ? 'rejected' : 'accepted' })
     metrics.oodScore.observe({ model: model.name }, decision.ood.score)
@@ -49,6 +51,7 @@ export default async function classifyRoutes (app: FastifyInstance, opts: Classi
       model: model.name,
       version: model.version,
       ...decision,
+      ...(query.include.includes('logits') ? { logits: Array.from(run.logits) } : {}),
       batchSize: run.batchSize,
       timings: {
         decode: round(decodeMs),
@@ -59,16 +62,21 @@ export default async function classifyRoutes (app: FastifyInstance, opts: Classi
     }
   }
 
-  async function handle (modelName: string, topK: number, req: FastifyRequest, reply: FastifyReply): Promise<ClassifyResult | ClassifyResult[]> {
+  // The whole request is served by the generation current when it starts: its model entry,
+  // threshold, version and sessions, whatever reload happens meanwhile.
+  async function handle (modelName: string | undefined, query: ClassifyQuery, req: FastifyRequest, reply: FastifyReply): Promise<ClassifyResult | ClassifyResult[]> {
     const startedAt = performance.now() - reply.elapsedTime
-    const model = engine.model(modelName)
-    if (model === undefined) throw new ModelNotFoundError(modelName)
-    if (topK > model.labels.length) {
-      throw new BadRequestError(`invalid querystring: topK: must be at most ${model.labels.length}, the number of classes of "${model.name}"`)
-    }
-    const { images, multipart } = await readImages(req, opts.body)
-    const results = await Promise.all(images.map(async (img) => await classifyOne(model, img.data, img.what, topK, startedAt)))
-    return multipart ? results : results[0] as ClassifyResult
+    return await engine.use(async (generation) => {
+      const name = modelName ?? generation.manifest.defaultModel
+      const model = generation.model(name)
+      if (model === undefined) throw new ModelNotFoundError(name)
+      if (query.topK > model.labels.length) {
+        throw new BadRequestError(`invalid querystring: topK: must be at most ${model.labels.length}, the number of classes of "${model.name}"`)
+      }
+      const { images, multipart } = await readImages(req, opts.body)
+      const results = await Promise.all(images.map(async (img) => await classifyOne(generation, model, img.data, img.what, query, startedAt)))
+      return multipart ? results : results[0] as ClassifyResult
+    })
   }
 
   const consumes = ['image/png', 'image/jpeg', 'image/webp', 'multipart/form-data']
@@ -82,7 +90,7 @@ export default async function classifyRoutes (app: FastifyInstance, opts: Classi
       querystring: ClassifyQuerySchema,
       response: { 200: ClassifyResponseSchema, ...errorResponses }
     }
-  }, async (req, reply) => await handle(engine.manifest.defaultModel, req.query.topK, req, reply))
+  }, async (req, reply) => await handle(undefined, req.query, req, reply))
 
   app.withTypeProvider<ZodTypeProvider>().post('/models/:name/classify', {
     schema: {
@@ -94,5 +102,5 @@ export default async function classifyRoutes (app: FastifyInstance, opts: Classi
       querystring: ClassifyQuerySchema,
       response: { 200: ClassifyResponseSchema, ...errorResponses, 414: ErrorSchema.describe('A model name longer than 200 characters') }
     }
-  }, async (req, reply) => await handle(req.params.name, req.query.topK, req, reply))
+  }, async (req, reply) => await handle(req.params.name, req.query, req, reply))
 }

@@ -12,13 +12,23 @@ export const ErrorSchema = z.object({
 
 // Strict: a whole number in decimal digits. Number() would also take "1e1", "0x5" and "3.0",
 // which a user who typed them almost certainly did not mean as 10, 5 and 3.
+/** The Open Inference Protocol's error body, which /v2 routes answer (Triton's clients read it). */
+export const OipErrorSchema = z.object({
+  error: z.string().describe('What was wrong, for a human')
+}).meta({ id: 'OipError' })
+
 export const ClassifyQuerySchema = z.object({
   topK: z.string()
     .regex(/^(1000|[1-9][0-9]{0,2})$/, 'must be a whole number from 1 to 1000, in decimal digits (like 3)')
     .transform(Number)
     .pipe(z.number().int().min(1).max(1000))
     .default(3)
-    .describe('How many classes to list in topK: a whole number from 1 to 1000, in decimal digits, at most the number of labels (default 3)')
+    .describe('How many classes to list in topK: a whole number from 1 to 1000, in decimal digits, at most the number of labels (default 3)'),
+  include: z.string()
+    .regex(/^(logits)(,(logits))*$/, 'a comma-separated list of: logits')
+    .transform((v) => [...new Set(v.split(','))])
+    .default([])
+    .describe('Extra fields to add to each result, comma-separated: `logits` = the model\'s raw output row (negative distances for a distance head)')
 }).strict()
 
 export const ModelParamsSchema = z.object({
@@ -55,6 +65,7 @@ export const ClassifyResultSchema = z.object({
   classIndex: z.number().int(),
   topK: z.array(TopKSchema),
   ood: OodSchema,
+  logits: z.array(z.number()).optional().describe('The model\'s raw output row, in class order (with ?include=logits): what ONNX Runtime returned, for parity checks'),
   batchSize: z.number().int().describe('How many images shared the inference batch'),
   timings: TimingsSchema
 }).meta({ id: 'ClassifyResult' })

@@ -42,7 +42,7 @@ export interface OverOptions {
 export async function buildOver (t: Teardown, opts: OverOptions = {}): Promise<{ app: FastifyInstance, engine: Engine }> {
   const config = testConfig(opts.env)
   const manifest = await loadManifest(config.MODELS_MANIFEST)
-  const engine = Engine.over(manifest, new FunctionRunner(manifest.models.values(), opts.logits ?? simpleLogits, opts.runner), engineOptions(config))
+  const engine = await Engine.over(manifest, new FunctionRunner(opts.logits ?? simpleLogits, opts.runner), engineOptions(config))
   const app = await buildApp({ config, engine, logger: opts.logger ?? false })
   t.teardown(async () => await app.close())
   return { app, engine }

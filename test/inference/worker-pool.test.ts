@@ -2,7 +2,7 @@
 // replaced; closing releases every worker. Waits on the pool's events, never on the clock.
 import { once } from 'node:events'
 import t from 'tap'
-import { workerInit } from '../../src/inference/engine.js'
+import { modelSpecs, sessionKey } from '../../src/inference/model-specs.js'
 import { WorkerPool } from '../../src/inference/worker-pool.js'
 import { loadManifest } from '../../src/registry/load-manifest.js'
 import { MANIFEST } from '../helpers/data.js'
@@ -10,7 +10,7 @@ import { golden } from '../helpers/images.js'
 
 const quiet = { warn: () => {}, error: () => {} }
 const manifest = await loadManifest(MANIFEST)
-const model = manifest.defaultModel
+const key = sessionKey(manifest.models.get(manifest.defaultModel)!, {})
 const tensor = (): Float32Array => Float32Array.from(golden.images[0]!.tensor)
 
 /** Resolve once `n` workers are ready and idle: every 'idle' event is a worker becoming free. */
@@ -19,21 +19,22 @@ async function idleWorkers (pool: WorkerPool, n: number): Promise<void> {
 }
 
 t.test('classifies through the pool, survives a worker crash, closes', async (t) => {
-  const pool = new WorkerPool(workerInit(manifest, { provider: 'cpu', intraOpThreads: 1 }), 2, quiet)
+  const pool = new WorkerPool({ provider: 'cpu', intraOpThreads: 1, models: modelSpecs(manifest, {}) }, 2, quiet)
   await pool.start()
   t.equal(pool.workerCount, 2)
-  t.same(Object.values(pool.providers), [...manifest.models.keys()].map(() => 'cpu'))
-  const before = await pool.run(model, 1, tensor())
+  t.same(Object.keys(pool.providers).sort(), modelSpecs(manifest, {}).map((s) => s.key).sort(), 'one session per model')
+  t.ok(Object.values(pool.providers).every((p) => p === 'cpu'))
+  const before = await pool.run(key, 1, tensor())
   t.equal(before.logits.length, 10)
 
   await pool.crashOneWorker()
   t.equal(pool.idleCount, 1, 'the crashed worker is out of the pool at once')
-  const during = await pool.run(model, 1, tensor())
+  const during = await pool.run(key, 1, tensor())
   t.same([...during.logits], [...before.logits], 'the surviving worker answers identically')
 
   await idleWorkers(pool, 2)
   t.equal(pool.workerCount, 2, 'the dead worker was replaced')
-  const results = await Promise.all([pool.run(model, 1, tensor()), pool.run(model, 1, tensor())])
+  const results = await Promise.all([pool.run(key, 1, tensor()), pool.run(key, 1, tensor())])
   t.ok(results.every((r) => r.logits[9] === before.logits[9]), 'both workers answer identically')
   await pool.close()
   t.equal(pool.workerCount, 0)

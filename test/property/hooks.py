@@ -2,7 +2,8 @@
 
 Registers one custom check, `error_body_shape`: every 4xx/5xx response must be JSON of
 exactly the documented Error shape, {"error": {"code": <str>, "message": <str>}}, with
-Content-Type application/json. response_schema_conformance already covers the statuses the
+Content-Type application/json — or, on the Open Inference Protocol's routes (/v2/...), that
+protocol's own shape, {"error": <str>}, which Triton's and KServe's clients read. response_schema_conformance already covers the statuses the
 OpenAPI document lists with the Error schema; this check also covers statuses it does not
 list (405, 406, 500, ...), so no error of any kind can slip out in another shape.
 """
@@ -33,6 +34,11 @@ def error_body_shape(ctx, response, case):
     if not isinstance(body, dict) or set(body) != {"error"}:
         _fail('Error response body is not an object with exactly one key, "error"', response)
     error = body["error"]
+    path = case.formatted_path if hasattr(case, "formatted_path") else case.path
+    if path == "/v2" or path.startswith("/v2/"):
+        if not isinstance(error, str) or error == "":
+            _fail('"error" on an Open Inference Protocol route is not a non-empty string', response)
+        return None
     if not isinstance(error, dict):
         _fail('"error" is not an object', response)
     for key in ("code", "message"):

@@ -69,7 +69,10 @@ base_url="http://127.0.0.1:$port"
 server_log="$work/server.log"
 
 echo "== run-schemathesis: starting node dist/src/server.js on $base_url"
-EXECUTION_PROVIDER=cpu INFERENCE_WORKERS=1 LOG_LEVEL=warn PORT="$port" HOST=127.0.0.1 \
+# The admin routes exist only with a token; schemathesis calls them with it (reloads of an
+# unchanged manifest keep every session, so they are cheap).
+admin_token="schemathesis-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+EXECUTION_PROVIDER=cpu INFERENCE_WORKERS=1 LOG_LEVEL=warn PORT="$port" HOST=127.0.0.1 ADMIN_TOKEN="$admin_token" \
   node dist/src/server.js >"$server_log" 2>&1 &
 server_pid=$!
 
@@ -108,6 +111,7 @@ HYPOTHESIS_STORAGE_DIRECTORY="$work/hypothesis" PYTHONDONTWRITEBYTECODE=1 SCHEMA
   --config-file "$here/schemathesis.toml" \
   run openapi/openapi.json \
   --url "$base_url" \
+  --header "Authorization: Bearer $admin_token" \
   --phases examples,coverage,fuzzing,stateful \
   --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,error_body_shape \
   --max-examples "$max_examples" \

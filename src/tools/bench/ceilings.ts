@@ -6,7 +6,8 @@
 // (greyscale → resize → raw, then normalise) against preprocess(), per input format.
 import { once } from 'node:events'
 import sharp from 'sharp'
-import { workerInit, type EngineOptions } from '../../inference/engine.js'
+import type { EngineOptions } from '../../inference/engine.js'
+import { modelSpecs } from '../../inference/model-specs.js'
 import { WorkerPool } from '../../inference/worker-pool.js'
 import { preprocess, type PreprocessLimits } from '../../preprocess/preprocess.js'
 import { hwcToNormalizedChw } from '../../preprocess/to-tensor.js'
@@ -24,18 +25,18 @@ const quiet = { warn: () => {}, error: (obj: object, msg: string) => process.std
 
 /** The service's inference workers, as the service would start them with these options. */
 export async function startPool (manifest: LoadedManifest<LoadedEntry>, options: EngineOptions): Promise<WorkerPool> {
-  const pool = new WorkerPool(workerInit(manifest, options), options.workers, quiet)
+  const pool = new WorkerPool({ provider: options.provider, intraOpThreads: options.intraOpThreads, models: modelSpecs(manifest, options) }, options.workers, quiet)
   await pool.start()
   return pool
 }
 
 /** Run on the next idle worker. Check and claim happen in one synchronous step. */
-async function runWhenIdle (pool: WorkerPool, model: string, batch: number, data: Float32Array): Promise<void> {
+async function runWhenIdle (pool: WorkerPool, key: string, batch: number, data: Float32Array): Promise<void> {
   while (pool.idleCount === 0) await once(pool, 'idle')
-  await pool.run(model, batch, data)
+  await pool.run(key, batch, data)
 }
 
-export async function inferenceOnly (pool: WorkerPool, model: string, tensors: Float32Array[], batchSize: number, seconds: number, workers: number): Promise<Throughput> {
+export async function inferenceOnly (pool: WorkerPool, session: string, tensors: Float32Array[], batchSize: number, seconds: number, workers: number): Promise<Throughput> {
   const n = (tensors[0] as Float32Array).length
   const template = new Float32Array(batchSize * n)
   for (let i = 0; i < batchSize; i++) template.set(tensors[i % tensors.length] as Float32Array, i * n)
@@ -44,7 +45,7 @@ export async function inferenceOnly (pool: WorkerPool, model: string, tensors: F
     await Promise.all(Array.from({ length: workers }, async () => {
       while (performance.now() < until) {
         // A fresh copy per run: the pool transfers (moves) the buffer to the worker.
-        await runWhenIdle(pool, model, batchSize, template.slice())
+        await runWhenIdle(pool, session, batchSize, template.slice())
         images += batchSize
       }
     }))
@@ -62,7 +63,7 @@ async function timedLoop (loop: (until: number) => Promise<number>, batchSize: n
   return { batchSize, images, seconds: elapsed, imagesPerSecond: images / elapsed }
 }
 
-export async function barePipeline (pool: WorkerPool, model: string, spec: InputSpec, limits: PreprocessLimits, bodies: Buffer[], batchSize: number, seconds: number, workers: number): Promise<Throughput> {
+export async function barePipeline (pool: WorkerPool, session: string, spec: InputSpec, limits: PreprocessLimits, bodies: Buffer[], batchSize: number, seconds: number, workers: number): Promise<Throughput> {
   const n = spec.channels * spec.height * spec.width
   let next = 0
   const loop = async (until: number): Promise<number> => {
@@ -75,7 +76,7 @@ export async function barePipeline (pool: WorkerPool, model: string, spec: Input
           const { tensor } = await preprocess(bodies[next++ % bodies.length] as Buffer, spec, limits)
           data.set(tensor, i * n)
         }
-        await runWhenIdle(pool, model, batchSize, data)
+        await runWhenIdle(pool, session, batchSize, data)
         images += batchSize
       }
     }))

@@ -11,6 +11,7 @@ import type { PreprocessLimits } from '../../preprocess/preprocess.js'
 import { loadManifest } from '../../registry/load-manifest.js'
 import { hwcToNormalizedChw } from '../../preprocess/to-tensor.js'
 import { parseBenchArgs, USAGE, type BenchArgs } from './args.js'
+import { sessionKey } from '../../inference/model-specs.js'
 import { barePipeline, comparePreprocessing, inferenceOnly, startPool, type PreprocessComparison, type Throughput } from './ceilings.js'
 import { encode, fashionPixels, largePhoto } from './images.js'
 import { runLoad, type LoadResult, type Percentiles } from './load.js'
@@ -166,8 +167,8 @@ async function run (args: BenchArgs): Promise<BenchReport> {
     try {
       const unique = [...new Set(sizes)].sort((a, b) => a - b)
       const seconds = Math.max(0.5, args.duration / 4)
-      for (const b of unique) runs.push({ pipeline: 'inference', phase, ...await inferenceOnly(pool, model.name, tensors, b, seconds, workers) })
-      for (const b of unique.filter((b) => b > 1 || unique.length === 1)) runs.push({ pipeline: 'bare', phase, ...await barePipeline(pool, model.name, spec, limits(), bodies, b, seconds, workers) })
+      for (const b of unique) runs.push({ pipeline: 'inference', phase, ...await inferenceOnly(pool, sessionKey(model, serviceEngine()), tensors, b, seconds, workers) })
+      for (const b of unique.filter((b) => b > 1 || unique.length === 1)) runs.push({ pipeline: 'bare', phase, ...await barePipeline(pool, sessionKey(model, serviceEngine()), spec, limits(), bodies, b, seconds, workers) })
     } finally {
       await pool.close()
     }

@@ -1,0 +1,44 @@
+// What the workers load for a manifest: one session per distinct session key. The key is what
+// a session depends on — the ONNX file's content and the shapes and names it is run with — and
+// nothing else: a reload that changes only a threshold, labels' text, mean/std or the version
+// keeps the session, and a model whose file changed gets a new one beside the old.
+import type { LoadedEntry, LoadedManifest } from '../registry/load-manifest.js'
+import type { WorkerModelSpec } from './protocol.js'
+
+export interface SpecOptions {
+  /** Overrides every model's manifest batching (MAX_BATCH_SIZE): warm-up runs that size. */
+  maxBatchSize?: number | undefined
+}
+
+export function maxBatchSizeOf (m: LoadedEntry, options: SpecOptions): number {
+  return options.maxBatchSize ?? m.batching.maxBatchSize
+}
+
+export function sessionKey (m: LoadedEntry, options: SpecOptions): string {
+  const { input, output } = m
+  return [m.sha256.slice(0, 16), input.name, output.name, `${input.channels}x${input.height}x${input.width}`, m.labels.length, maxBatchSizeOf(m, options)].join(':')
+}
+
+export function modelSpec (manifest: LoadedManifest<LoadedEntry>, m: LoadedEntry, options: SpecOptions): WorkerModelSpec {
+  return {
+    key: sessionKey(m, options),
+    name: m.name,
+    onnxPath: m.onnxPath,
+    inputName: m.input.name,
+    outputName: m.output.name,
+    sampleShape: [m.input.channels, m.input.height, m.input.width],
+    warmupBatchSizes: [...new Set([1, maxBatchSizeOf(m, options)])],
+    labels: m.labels.length,
+    where: `${manifest.file}: models[${m.index}] (model "${m.name}")`
+  }
+}
+
+/** The sessions a manifest needs, one per key. */
+export function modelSpecs (manifest: LoadedManifest<LoadedEntry>, options: SpecOptions): WorkerModelSpec[] {
+  const byKey = new Map<string, WorkerModelSpec>()
+  for (const m of manifest.models.values()) {
+    const spec = modelSpec(manifest, m, options)
+    if (!byKey.has(spec.key)) byKey.set(spec.key, spec)
+  }
+  return [...byKey.values()]
+}

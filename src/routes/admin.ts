@@ -1,0 +1,114 @@
+// Admin routes: reload the manifest (POST /admin/reload) and the Open Inference Protocol's
+// model repository extension as Triton defines it (POST /v2/repository/index,
+// /v2/repository/models/{name}/load and /unload). Registered only when ADMIN_TOKEN is set
+// (else they are 404s, like any unknown route); every call needs "Authorization: Bearer
+// <ADMIN_TOKEN>" (401 otherwise). All go through plugins/model-control.ts: validate, load,
+// then swap; a failure changes nothing and says why.
+import type { FastifyInstance } from 'fastify'
+import type { ZodTypeProvider } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import { BadRequestError, UnauthorizedError } from '../errors.js'
+import { bearerMatches } from '../http/bearer.js'
+import { ErrorSchema, ModelParamsSchema, OipErrorSchema } from './schemas.js'
+
+export interface AdminRouteOptions {
+  token: string
+}
+
+const ReloadSchema = z.object({
+  generation: z.number().int().describe('Generation now serving (isomax_manifest_generation)'),
+  manifestSha256: z.string().describe('sha256 of the manifest file it came from'),
+  default: z.string(),
+  models: z.array(z.string()).describe('Every model now served'),
+  loaded: z.array(z.string()).describe('Models whose ONNX session was (re)loaded: new, or a new file or shape'),
+  kept: z.array(z.string()).describe('Models that kept their session (a threshold-only change, for one)'),
+  removed: z.array(z.string()).describe('Models no longer served')
+}).meta({ id: 'ReloadResult' })
+
+const IndexSchema = z.array(z.object({
+  name: z.string(),
+  version: z.string(),
+  state: z.enum(['READY', 'UNAVAILABLE']),
+  reason: z.string()
+})).meta({ id: 'RepositoryIndex' })
+
+const IndexRequestSchema = z.object({
+  ready: z.boolean().optional().describe('true: list only the models ready to serve')
+}).strict().nullish()
+
+const unauthorized = { 401: ErrorSchema.describe('No or wrong bearer token') }
+const oipErrors = {
+  400: OipErrorSchema.describe('The request itself is wrong'),
+  401: OipErrorSchema.describe('No or wrong bearer token'),
+  404: OipErrorSchema.describe('Unknown model'),
+  409: OipErrorSchema.describe('Unloading the default model'),
+  422: OipErrorSchema.describe('The manifest file or the model cannot be loaded; nothing changed')
+}
+
+export default async function adminRoutes (app: FastifyInstance, opts: AdminRouteOptions): Promise<void> {
+  // JSON bodies here only (the repository index takes `{"ready": true}`); an empty body is no body.
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => {
+    if (body === '') { done(null, undefined); return }
+    try {
+      done(null, JSON.parse(body as string))
+    } catch (err) {
+      done(new BadRequestError(`the body is not valid JSON: ${(err as Error).message}`), undefined)
+    }
+  })
+  app.addHook('onRequest', async (req, reply) => {
+    if (!bearerMatches(req.headers.authorization, opts.token)) {
+      void reply.header('www-authenticate', 'Bearer realm="isomax-serve admin"')
+      throw new UnauthorizedError()
+    }
+  })
+  const typed = app.withTypeProvider<ZodTypeProvider>()
+
+  typed.post('/admin/reload', {
+    schema: {
+      summary: 'Reload the manifest file: validate every entry, load and warm new sessions, then swap',
+      description: 'Requests in flight finish on the models they started with. A failed reload changes nothing (422, the reason names the field). Same as SIGHUP.',
+      tags: ['admin'],
+      security: [{ bearer: [] }],
+      response: { 200: ReloadSchema, ...unauthorized, 422: ErrorSchema.describe('The manifest or a model cannot be loaded; nothing changed') }
+    }
+  }, async () => await app.models.reload())
+
+  typed.post('/v2/repository/index', {
+    schema: {
+      summary: 'Models of the repository (the manifest file) and their state',
+      tags: ['model repository'],
+      security: [{ bearer: [] }],
+      body: IndexRequestSchema,
+      response: { 200: IndexSchema, ...oipErrors }
+    }
+  }, async (req) => {
+    const entries = await app.models.index()
+    return req.body?.ready === true ? entries.filter((e) => e.state === 'READY') : entries
+  })
+
+  typed.post('/v2/repository/models/:name/load', {
+    schema: {
+      summary: 'Load (or reload) one model as the manifest file has it now',
+      tags: ['model repository'],
+      security: [{ bearer: [] }],
+      params: ModelParamsSchema,
+      response: { 200: z.object({}).describe('Loaded and serving'), ...oipErrors }
+    }
+  }, async (req) => {
+    await app.models.load(req.params.name)
+    return {}
+  })
+
+  typed.post('/v2/repository/models/:name/unload', {
+    schema: {
+      summary: 'Stop serving one model (not the default)',
+      tags: ['model repository'],
+      security: [{ bearer: [] }],
+      params: ModelParamsSchema,
+      response: { 200: z.object({}).describe('No longer served; its requests in flight finish'), ...oipErrors }
+    }
+  }, async (req) => {
+    await app.models.unload(req.params.name)
+    return {}
+  })
+}

@@ -1,0 +1,134 @@
+// Changing models without a restart (issue 10), over an engine with a FunctionRunner: what a
+// reload loads, keeps and releases; that a failed reload changes nothing; the repository
+// routes; and the admin token. test/reload/reload-live.test.ts does it with real models.
+import { copyFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import t, { type Test } from 'tap'
+import type { FunctionRunner } from '../../src/inference/function-runner.js'
+import { buildOver } from '../helpers/build.js'
+import { fixturePng } from '../helpers/images.js'
+import { copyModels, editManifest } from '../helpers/manifest-copy.js'
+
+const TOKEN = 'a-test-admin-token-of-some-length'
+const auth = { authorization: `Bearer ${TOKEN}` }
+
+async function setup (t: Test): Promise<{ app: Awaited<ReturnType<typeof buildOver>>['app'], runner: FunctionRunner, file: string }> {
+  const file = copyModels()
+  const { app, engine } = await buildOver(t, { env: { MODELS_MANIFEST: file, ADMIN_TOKEN: TOKEN } })
+  return { app, runner: (engine as unknown as { runner: FunctionRunner }).runner, file }
+}
+
+const classify = async (app: any, url = '/classify'): Promise<any> =>
+  (await app.inject({ method: 'POST', url, payload: fixturePng(0), headers: { 'content-type': 'image/png' } })).json()
+
+t.test('admin routes: 404 without ADMIN_TOKEN; 401 without or with a wrong bearer token; 200 with it', async (t) => {
+  const { app: off } = await buildOver(t)
+  t.equal((await off.inject({ method: 'POST', url: '/admin/reload' })).statusCode, 404)
+  t.equal((await off.inject({ method: 'POST', url: '/v2/repository/index' })).statusCode, 404)
+  const { app } = await setup(t)
+  for (const headers of [{}, { authorization: 'Bearer wrong-token-wrong-token' }, { authorization: TOKEN }, { authorization: `Basic ${TOKEN}` }]) {
+    const res = await app.inject({ method: 'POST', url: '/admin/reload', headers })
+    t.equal(res.statusCode, 401, JSON.stringify(headers))
+    t.equal(res.json().error.code, 'ISOMAX_UNAUTHORIZED')
+    t.match(res.headers['www-authenticate'], /^Bearer/)
+  }
+  const v2 = await app.inject({ method: 'POST', url: '/v2/repository/index' })
+  t.equal(v2.statusCode, 401)
+  t.type(v2.json().error, 'string', 'the /v2 routes answer in the Open Inference Protocol\'s error shape')
+  t.equal((await app.inject({ method: 'POST', url: '/admin/reload', headers: auth })).statusCode, 200)
+})
+
+t.test('a threshold-only change swaps without loading a session; responses after it carry the new threshold', async (t) => {
+  const { app, runner, file } = await setup(t)
+  const before = await classify(app)
+  const keys = runner.loadedKeys
+  editManifest(file, (m) => { m.models.find((e: any) => e.name === m.default).ood.threshold = -1.5 })
+  const res = await app.inject({ method: 'POST', url: '/admin/reload', headers: auth })
+  t.equal(res.statusCode, 200)
+  const r = res.json()
+  t.equal(r.generation, 2)
+  t.same(r.loaded, [], 'no session loaded')
+  t.equal(r.kept.length, 3)
+  t.same(runner.loadedKeys, keys, 'the same sessions')
+  const after = await classify(app)
+  t.not(before.ood.threshold, -1.5)
+  t.equal(after.ood.threshold, -1.5)
+  const metrics = (await app.inject('/metrics')).body
+  t.match(metrics, /isomax_model_reloads_total\{outcome="success"\} 1/)
+  t.match(metrics, /isomax_manifest_generation 2/)
+  t.match(metrics, new RegExp(`isomax_manifest_info\\{sha256="${r.manifestSha256}"\\} 1`))
+})
+
+t.test('a new ONNX file: its session is loaded, the old one released once its requests are done', async (t) => {
+  const { app, runner, file } = await setup(t)
+  const dir = path.dirname(file)
+  let oldKeys: string[] = []
+  editManifest(file, (m) => {
+    const e = m.models.find((x: any) => x.name === m.default)
+    const other = m.models.find((x: any) => x.name !== m.default && x.head === e.head) ?? m.models.find((x: any) => x.name !== m.default)
+    copyFileSync(path.join(dir, other.path), path.join(dir, 'replacement.onnx'))
+    e.path = 'replacement.onnx'
+    e.sha256 = other.sha256
+    e.version = '2.0.0'
+  })
+  oldKeys = runner.loadedKeys
+  const r = (await app.inject({ method: 'POST', url: '/admin/reload', headers: auth })).json()
+  t.same(r.loaded, [(await classify(app)).model])
+  t.equal((await classify(app)).version, '2.0.0')
+  t.equal(runner.loadedKeys.length, 2, 'the file is another model\'s: the two share one session, the old default\'s is released')
+  t.notSame(runner.loadedKeys.sort(), oldKeys.sort())
+})
+
+t.test('failed reloads change nothing and say why (422, the field named)', async (t) => {
+  const { app, runner, file } = await setup(t)
+  const keys = runner.loadedKeys
+  const good = await classify(app)
+  const cases: Array<[string, () => void, RegExp]> = [
+    ['not JSON', () => writeFileSync(file, '{ "default": '), /not valid JSON/],
+    ['half-written', () => writeFileSync(file, JSON.stringify({ default: 'x', models: [] }).slice(0, 20)), /not valid JSON/],
+    ['a sha256 mismatch', () => editManifest(file, (m) => { m.models[0].sha256 = 'f'.repeat(64) }), /models\[0\] \(model "[^"]+"\)\.sha256: .* has sha256 [0-9a-f]{64}, the manifest says f{64}/],
+    ['a missing file', () => editManifest(file, (m) => { m.models[1].path = 'gone/model.onnx' }), /models\[1\] .*\.path: .*gone\/model\.onnx/],
+    ['an uncalibrated entry', () => editManifest(file, (m) => { delete m.models[2].ood }), /models\[2\] .*\.ood: missing/]
+  ]
+  const original = (await import('node:fs')).readFileSync(file, 'utf8')
+  for (const [name, breakIt, reason] of cases) {
+    writeFileSync(file, original)
+    breakIt()
+    const res = await app.inject({ method: 'POST', url: '/admin/reload', headers: auth })
+    t.equal(res.statusCode, 422, name)
+    t.equal(res.json().error.code, 'ISOMAX_RELOAD_FAILED')
+    t.match(res.json().error.message, reason, name)
+    const { timings: _, ...now } = await classify(app)
+    const { timings: __, ...before } = good
+    t.same(now, before, `${name}: still served as before`)
+  }
+  t.same(runner.loadedKeys, keys)
+  t.match((await app.inject('/metrics')).body, /isomax_model_reloads_total\{outcome="failure"\} 5/)
+  t.match((await app.inject('/metrics')).body, /isomax_manifest_generation 1/)
+})
+
+t.test('the model repository: index, unload, load; the default model stays', async (t) => {
+  const { app, file } = await setup(t)
+  const index = (await app.inject({ method: 'POST', url: '/v2/repository/index', headers: auth })).json()
+  t.equal(index.length, 3)
+  t.ok(index.every((e: any) => e.state === 'READY'))
+  const def = (await app.inject('/models')).json().default
+  const other = index.find((e: any) => e.name !== def).name
+  t.equal((await app.inject({ method: 'POST', url: `/v2/repository/models/${other}/unload`, headers: auth })).statusCode, 200)
+  t.equal((await app.inject({ method: 'POST', url: `/models/${other}/classify`, payload: fixturePng(0), headers: { 'content-type': 'image/png' } })).statusCode, 404)
+  const after = (await app.inject({ method: 'POST', url: '/v2/repository/index', headers: { ...auth, 'content-type': 'application/json' }, payload: '{}' })).json()
+  t.match(after.find((e: any) => e.name === other), { state: 'UNAVAILABLE', reason: 'not loaded' })
+  const ready = (await app.inject({ method: 'POST', url: '/v2/repository/index', headers: { ...auth, 'content-type': 'application/json' }, payload: '{"ready":true}' })).json()
+  t.equal(ready.length, 2)
+  const refuse = await app.inject({ method: 'POST', url: `/v2/repository/models/${def}/unload`, headers: auth })
+  t.equal(refuse.statusCode, 409)
+  t.match(refuse.json().error, /default model/)
+  t.equal((await app.inject({ method: 'POST', url: '/v2/repository/models/nope/load', headers: auth })).statusCode, 404)
+  t.equal((await app.inject({ method: 'POST', url: `/v2/repository/models/${other}/load`, headers: auth })).statusCode, 200)
+  t.equal((await classify(app, `/models/${other}/classify`)).model, other, 'served again')
+  editManifest(file, (m) => { delete m.models.find((e: any) => e.name === other).ood })
+  const uncalibrated = await app.inject({ method: 'POST', url: `/v2/repository/models/${other}/load`, headers: auth })
+  t.equal(uncalibrated.statusCode, 422)
+  t.match(uncalibrated.json().error, /not calibrated/)
+  t.equal((await classify(app, `/models/${other}/classify`)).model, other, 'a failed load changes nothing')
+})
