@@ -29,3 +29,20 @@ export function rng (seed: number): Rng {
     bytes: (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => int(256)))
   }
 }
+
+/** One named way to damage an image: the new bytes and what was done. */
+export type Mutation = (buf: Buffer, r: Rng) => [Buffer, string]
+
+/** One mutation, or (a quarter of the time) two or three, drawn from `table` and applied in turn. */
+export function applyMutations (buf: Buffer, r: Rng, table: Record<string, Mutation>): { buf: Buffer, steps: string[] } {
+  const names = Object.keys(table)
+  const steps: string[] = []
+  const n = 1 + (r.int(4) === 0 ? 1 + r.int(2) : 0)
+  for (let i = 0; i < n; i++) {
+    const name = r.pick(names)
+    const [next, detail] = table[name]!(buf, r)
+    buf = next
+    steps.push(`${name} (${detail})`)
+  }
+  return { buf, steps }
+}

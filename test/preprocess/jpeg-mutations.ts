@@ -2,10 +2,8 @@
 // (including full code spaces and out-of-range DC symbols), quantisation tables, frame and
 // scan headers, segment order and lengths, the entropy-coded data, truncation and trailers.
 // JPEG has no checksums, so many of these still decode, in sharp and in the fast path alike.
-import type { Rng } from './fuzz-random.js'
+import { applyMutations, type Mutation, type Rng } from './fuzz-random.js'
 import { joinJpeg, parseDht, splitJpeg, writeDht, type JpegParts, type Segment } from './jpeg-segments.js'
-
-type Mutation = (jpeg: Buffer, r: Rng) => [Buffer, string]
 
 /** Mutate the parsed segments; when an earlier step broke the structure, flip a byte instead. */
 const inParts = (fn: (parts: JpegParts, r: Rng) => string): Mutation => (jpeg, r) => {
@@ -202,18 +200,7 @@ const MUTATIONS: Record<string, Mutation> = {
   }
 }
 
-const NAMES = Object.keys(MUTATIONS)
-
 /** One to three mutations of `jpeg`, and what they were. */
 export function mutateJpeg (jpeg: Buffer, r: Rng): { buf: Buffer, steps: string[] } {
-  let buf = jpeg
-  const steps: string[] = []
-  const n = 1 + (r.int(4) === 0 ? 1 + r.int(2) : 0)
-  for (let i = 0; i < n; i++) {
-    const name = r.pick(NAMES)
-    const [next, detail] = MUTATIONS[name]!(buf, r)
-    buf = next
-    steps.push(`${name} (${detail})`)
-  }
-  return { buf, steps }
+  return applyMutations(jpeg, r, MUTATIONS)
 }

@@ -3,7 +3,7 @@
 // the zlib header and window, the deflate data, filter bytes) instead of stopping at a CRC.
 import { deflateSync, inflateSync } from 'node:zlib'
 import { chunk } from '../helpers/png-writer.js'
-import type { Rng } from './fuzz-random.js'
+import { applyMutations, type Mutation, type Rng } from './fuzz-random.js'
 import { joinPng, setZlibWindow, splitPng, withZlib, zlibOf, type PngChunk } from './png-chunks.js'
 
 const TYPES = ['IDAT', 'IEND', 'IHDR', 'pHYs', 'tEXt', 'tRNS', 'gAMA', 'PLTE', 'sRGB', 'iCCP', 'eXIf', 'zTXt', 'sBIT', 'bKGD', 'idat', 'pHYS', 'abcd', 'aBcD']
@@ -33,8 +33,6 @@ function inflated (chunks: PngChunk[]): Buffer | null {
     return null
   }
 }
-
-type Mutation = (png: Buffer, r: Rng) => [Buffer, string]
 
 const inChunks = (fn: (chunks: PngChunk[], r: Rng) => string): Mutation => (png, r) => {
   const chunks = splitPng(png)
@@ -181,18 +179,7 @@ const MUTATIONS: Record<string, Mutation> = {
   'bytes after IEND': (png, r) => [Buffer.concat([png, r.int(2) === 0 ? chunk('IEND') : r.bytes(1 + r.int(16))]), 'trailer']
 }
 
-const NAMES = Object.keys(MUTATIONS)
-
 /** One to three mutations of `png`, and what they were. */
 export function mutatePng (png: Buffer, r: Rng): { buf: Buffer, steps: string[] } {
-  let buf = png
-  const steps: string[] = []
-  const n = 1 + (r.int(4) === 0 ? 1 + r.int(2) : 0)
-  for (let i = 0; i < n; i++) {
-    const name = r.pick(NAMES)
-    const [next, detail] = MUTATIONS[name]!(buf, r)
-    buf = next
-    steps.push(`${name} (${detail})`)
-  }
-  return { buf, steps }
+  return applyMutations(png, r, MUTATIONS)
 }
