@@ -11,6 +11,7 @@ import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, val
 import type { OpenAPIV3 } from 'openapi-types'
 import type { Config } from './config.js'
 import { patchDocument } from './openapi/document.js'
+import { PACKAGE_VERSION } from './version.js'
 import type { Engine } from './inference/engine.js'
 import enginePlugin from './plugins/engine.js'
 import bodyBudget from './plugins/body-budget.js'
@@ -26,6 +27,7 @@ import { preprocessLimits } from './preprocess/limits.js'
 import { SUPPORTED_MEDIA_TYPES } from './preprocess/sniff.js'
 import adminRoutes from './routes/admin.js'
 import classifyRoutes from './routes/classify.js'
+import v2Routes from './routes/v2.js'
 import healthRoutes from './routes/health.js'
 import metricsRoutes from './routes/metrics.js'
 import modelRoutes from './routes/models.js'
@@ -49,7 +51,11 @@ function requestId (req: IncomingMessage): string {
   return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
 }
 
-export const PACKAGE_VERSION = '0.1.0'
+/**
+ * Largest JSON part of an Open Inference Protocol request: JSON is parsed on the event loop
+ * (~5 ms per MiB), so bigger tensors go in binary. 16 FP32 28×28 samples in JSON are ~200 kB.
+ */
+export const V2_MAX_JSON_BYTES = 1024 * 1024
 
 /** Longest path parameter (a model name): routes/schemas.ts allows the same. */
 export const MAX_PARAM_LENGTH = 200
@@ -96,6 +102,8 @@ export function serverOptions (config: Config, logger: FastifyBaseLogger | false
  */
 export const app = fp<AppOptions>(async function isomaxApp (fastify, opts) {
   const { config, engine } = opts
+  // One set of preprocessing limits (and so one decode budget) for every route.
+  const limits = preprocessLimits(config)
   fastify.setValidatorCompiler(validatorCompiler)
   fastify.setSerializerCompiler(serializerCompiler)
 
@@ -141,7 +149,14 @@ export const app = fp<AppOptions>(async function isomaxApp (fastify, opts) {
   await fastify.register(modelRoutes)
   await fastify.register(metricsRoutes)
   if (config.ADMIN_TOKEN !== undefined) await fastify.register(adminRoutes, { token: config.ADMIN_TOKEN })
-  await fastify.register(classifyRoutes, { limits: preprocessLimits(config), requestTimeoutMs: config.REQUEST_TIMEOUT_MS, body: { maxUploadBytes: config.MAX_UPLOAD_BYTES, maxRequestBytes: config.MAX_REQUEST_BYTES } })
+  await fastify.register(v2Routes, {
+    limits,
+    requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
+    maxRequestBytes: config.MAX_REQUEST_BYTES,
+    infer: { maxElements: config.MAX_FILES, maxImageBytes: config.MAX_UPLOAD_BYTES, maxJsonBytes: V2_MAX_JSON_BYTES },
+    repository: config.ADMIN_TOKEN !== undefined
+  })
+  await fastify.register(classifyRoutes, { limits, requestTimeoutMs: config.REQUEST_TIMEOUT_MS, body: { maxUploadBytes: config.MAX_UPLOAD_BYTES, maxRequestBytes: config.MAX_REQUEST_BYTES } })
 }, { name: 'isomax-app' })
 
 export default app

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs'
 import SwaggerParser from '@apidevtools/swagger-parser'
 import t from 'tap'
+import path from 'node:path'
 import { OPENAPI_FILE, generateOpenApi } from '../scripts/openapi.js'
+import { REPO } from './helpers/data.js'
 
 const committed = readFileSync(OPENAPI_FILE, 'utf8')
 
@@ -14,7 +16,7 @@ t.test('it is a valid OpenAPI 3 document', async (t) => {
   const api = await SwaggerParser.validate(JSON.parse(committed)) as any
   t.equal(api.openapi.slice(0, 2), '3.')
   const paths = Object.keys(api.paths).sort()
-  t.same(paths, ['/admin/reload', '/classify', '/health/live', '/health/ready', '/metrics', '/models', '/models/{name}/classify', '/v2/repository/index', '/v2/repository/models/{name}/load', '/v2/repository/models/{name}/unload'])
+  t.same(paths, ['/admin/reload', '/classify', '/health/live', '/health/ready', '/metrics', '/models', '/models/{name}/classify', '/v2', '/v2/health/live', '/v2/health/ready', '/v2/models/{name}', '/v2/models/{name}/infer', '/v2/models/{name}/ready', '/v2/models/{name}/versions/{version}', '/v2/models/{name}/versions/{version}/infer', '/v2/models/{name}/versions/{version}/ready', '/v2/repository/index', '/v2/repository/models/{name}/load', '/v2/repository/models/{name}/unload'])
 })
 
 t.test('the uploads are documented as binary bodies and a multipart form', async (t) => {
@@ -28,4 +30,9 @@ t.test('the uploads are documented as binary bodies and a multipart form', async
     t.ok(doc.paths[p].post.parameters.some((q: { name: string, in: string }) => q.name === 'topK' && q.in === 'query'))
     for (const status of ['200', '400', '413', '415', '503']) t.ok(doc.paths[p].post.responses[status], `${p} documents ${status}`)
   }
+})
+
+t.test('the document\'s version is package.json\'s', async (t) => {
+  const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }
+  t.equal((JSON.parse(committed) as { info: { version: string } }).info.version, pkg.version)
 })

@@ -7,6 +7,7 @@ import http from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { BadRequestError, HeadersTooLargeError, RequestTimeoutError, UriTooLongError, errorBody } from '../errors.js'
+import { errorBodyFor } from './oip-url.js'
 
 interface ParserError extends Error {
   code?: string
@@ -59,6 +60,6 @@ export function frameworkErrors (maxParamLength: number): (err: FastifyError, re
       mapped = new BadRequestError(err.message)
     }
     req.log.info({ code: mapped.code, status: mapped.statusCode }, mapped.message)
-    void reply.code(mapped.statusCode ?? 400).send(errorBody(mapped.code, mapped.message))
+    void reply.code(mapped.statusCode ?? 400).send(errorBodyFor(req.url, mapped.code, mapped.message))
   }
 }

@@ -2,6 +2,8 @@
 // (raw image or multipart upload), which Fastify never validates as JSON, and /metrics
 // answers text. transformObject patches them into the generated document.
 import type { OpenAPIV3 } from 'openapi-types'
+import { z } from 'zod'
+import { InferRequestSchema } from '../oip/request.js'
 
 const binary: OpenAPIV3.SchemaObject = { type: 'string', format: 'binary' }
 
@@ -29,6 +31,18 @@ export const classifyRequestBody: OpenAPIV3.RequestBodyObject = {
   }
 }
 
+// The Open Inference Protocol's inference request, as JSON; with the binary tensor data
+// extension the same JSON is followed by raw tensor data (Inference-Header-Content-Length
+// gives the JSON's length), and "0" makes the whole body one encoded image.
+const inferRequestBody: OpenAPIV3.RequestBodyObject = {
+  required: true,
+  description: 'An inference request. JSON, or (binary tensor data extension) JSON of Inference-Header-Content-Length bytes followed by the inputs\' binary data; with Inference-Header-Content-Length: 0, the whole body is one encoded image.',
+  content: {
+    'application/json': { schema: z.toJSONSchema(InferRequestSchema, { target: 'openapi-3.0', io: 'input' }) as OpenAPIV3.SchemaObject },
+    'application/octet-stream': { schema: binary }
+  }
+}
+
 const metricsResponse: OpenAPIV3.ResponseObject = {
   description: 'Prometheus text exposition format',
   content: { 'text/plain; version=0.0.4; charset=utf-8': { schema: { type: 'string' } } }
@@ -38,6 +52,10 @@ export function patchDocument (doc: OpenAPIV3.Document): OpenAPIV3.Document {
   for (const path of ['/classify', '/models/{name}/classify']) {
     const op = doc.paths[path]?.post
     if (op !== undefined) op.requestBody = classifyRequestBody
+  }
+  for (const path of ['/v2/models/{name}/infer', '/v2/models/{name}/versions/{version}/infer']) {
+    const op = doc.paths[path]?.post
+    if (op !== undefined) op.requestBody = inferRequestBody
   }
   const metrics = doc.paths['/metrics']?.get
   if (metrics !== undefined) metrics.responses = { 200: metricsResponse }

@@ -6,8 +6,9 @@ import fp from 'fastify-plugin'
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod'
 import {
   BadRequestError, InternalError, PayloadTooLargeError, RouteNotFoundError, TooManyFieldsError,
-  TooManyFilesError, UnsupportedMediaTypeError, errorBody
+  TooManyFilesError, UnsupportedMediaTypeError
 } from '../errors.js'
+import { errorBodyFor } from '../http/oip-url.js'
 import { SUPPORTED_MEDIA_TYPES } from '../preprocess/sniff.js'
 
 export interface ErrorHandlerOptions {
@@ -53,18 +54,8 @@ function mapError (err: FastifyError, req: FastifyRequest, opts: ErrorHandlerOpt
   return new InternalError()
 }
 
-/**
- * The Open Inference Protocol's routes (/v2/...) answer errors in its own shape,
- * `{"error": "message"}`, which Triton's and KServe's clients read; every other route answers
- * the catalogue's `{"error": {"code", "message"}}`. The status is the catalogue's either way.
- */
-export function isOipUrl (url: string): boolean {
-  return url === '/v2' || url.startsWith('/v2/') || url.startsWith('/v2?')
-}
-
-function body (req: FastifyRequest, code: string, message: string): object {
-  return isOipUrl(req.url) ? { error: message } : errorBody(code, message)
-}
+// /v2 routes answer in the Open Inference Protocol's error shape (http/oip-url.ts).
+const body = (req: FastifyRequest, code: string, message: string): object => errorBodyFor(req.url, code, message)
 
 export default fp<ErrorHandlerOptions>(async function errorHandlerPlugin (app, opts) {
   app.setErrorHandler(function (err: FastifyError, req: FastifyRequest, reply: FastifyReply) {

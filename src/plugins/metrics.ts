@@ -47,6 +47,14 @@ export function oodScoreBuckets (models: Iterable<LoadedModel>): number[] {
   return sorted.length > 0 ? sorted : [0]
 }
 
+/** Count one classified image: its queue wait, outcome, score and p-value (every protocol). */
+export function observeClassified (metrics: ServiceMetrics, model: string, queueMs: number, ood: { reject: boolean, score: number, pValue?: number | undefined }): void {
+  metrics.queueWait.observe({ model }, queueMs / 1000)
+  metrics.predictions.inc({ model, outcome: ood.reject ? 'rejected' : 'accepted' })
+  metrics.oodScore.observe({ model }, ood.score)
+  if (ood.pValue !== undefined) metrics.oodPValue.observe({ model }, ood.pValue)
+}
+
 export interface MetricsOptions {
   models: LoadedModel[]
 }

@@ -41,6 +41,7 @@ const oipErrors = {
   400: OipErrorSchema.describe('The request itself is wrong'),
   401: OipErrorSchema.describe('No or wrong bearer token'),
   404: OipErrorSchema.describe('Unknown model'),
+  414: OipErrorSchema.describe('A model name longer than 200 characters'),
   409: OipErrorSchema.describe('Unloading the default model'),
   422: OipErrorSchema.describe('The manifest file or the model cannot be loaded; nothing changed')
 }

@@ -6,6 +6,7 @@ import { BadRequestError, ModelNotFoundError } from '../errors.js'
 import { decide } from '../ood/decision.js'
 import { preprocess, type PreprocessLimits } from '../preprocess/preprocess.js'
 import type { LoadedModel } from '../registry/load-manifest.js'
+import { observeClassified } from '../plugins/metrics.js'
 import { readImages, type BodyLimits } from './read-images.js'
 import { ClassifyQuerySchema, ClassifyResponseSchema, ErrorSchema, ModelParamsSchema, type ClassifyResultSchema } from './schemas.js'
 import type { Generation } from '../inference/generation.js'
@@ -43,10 +44,7 @@ export default async function classifyRoutes (app: FastifyInstance, opts: Classi
       return tensor
     }, opts.requestTimeoutMs)
     const decision = decide(model, run.logits, query.topK)
-    metrics.queueWait.observe({ model: model.name }, run.queueMs / 1000)
-    metrics.predictions.inc({ model: model.name, outcome: decision.ood.reject ? 'rejected' : 'accepted' })
-    metrics.oodScore.observe({ model: model.name }, decision.ood.score)
-    if (decision.ood.pValue !== undefined) metrics.oodPValue.observe({ model: model.name }, decision.ood.pValue)
+    observeClassified(metrics, model.name, run.queueMs, decision.ood)
     return {
       model: model.name,
       version: model.version,

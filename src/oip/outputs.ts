@@ -1,0 +1,121 @@
+// What an Open Inference Protocol response carries: the same values POST /classify returns,
+// in one vocabulary — logits, label, class_index, ood_score, ood_reject, ood_p_value,
+// min_distance — as tensors of N rows, in JSON `data` or binary, with the classification
+// extension (`"parameters": {"classification": k}` on an output → BYTES "value:index:label").
+import { BadRequestError } from '../errors.js'
+import type { Decision } from '../ood/decision.js'
+import type { LoadedModel } from '../registry/load-manifest.js'
+import { writeBytesElements } from './binary-body.js'
+import type { RequestedOutput } from './request.js'
+
+export type Datatype = 'FP32' | 'INT64' | 'BOOL' | 'BYTES'
+
+export interface TensorMetadata {
+  name: string
+  datatype: Datatype
+  shape: number[]
+}
+
+/** One classified image or sample: the model's output row and the decision made from it. */
+export interface Classified {
+  logits: Float32Array
+  decision: Decision
+}
+
+/** The outputs a model offers (−1: the batch axis). */
+export function modelOutputs (model: LoadedModel): TensorMetadata[] {
+  const out: TensorMetadata[] = [
+    { name: 'logits', datatype: 'FP32', shape: [-1, model.labels.length] },
+    { name: 'label', datatype: 'BYTES', shape: [-1] },
+    { name: 'class_index', datatype: 'INT64', shape: [-1] },
+    { name: 'ood_score', datatype: 'FP32', shape: [-1] },
+    { name: 'ood_reject', datatype: 'BOOL', shape: [-1] }
+  ]
+  if ((model.ood.calibration.scores?.length ?? 0) > 0) out.push({ name: 'ood_p_value', datatype: 'FP32', shape: [-1] })
+  if (model.output.holds === 'negative-distances') out.push({ name: 'min_distance', datatype: 'FP32', shape: [-1] })
+  return out
+}
+
+interface Tensor {
+  name: string
+  datatype: Datatype
+  shape: number[]
+  values: number[] | boolean[] | string[]
+}
+
+function tensorOf (meta: TensorMetadata, rows: Classified[], classes: number): Tensor {
+  const n = rows.length
+  switch (meta.name) {
+    case 'logits': return { ...meta, shape: [n, classes], values: rows.flatMap((r) => Array.from(r.logits)) }
+    case 'label': return { ...meta, shape: [n], values: rows.map((r) => r.decision.label) }
+    case 'class_index': return { ...meta, shape: [n], values: rows.map((r) => r.decision.classIndex) }
+    case 'ood_score': return { ...meta, shape: [n], values: rows.map((r) => Math.fround(r.decision.ood.score)) }
+    case 'ood_reject': return { ...meta, shape: [n], values: rows.map((r) => r.decision.ood.reject) }
+    case 'ood_p_value': return { ...meta, shape: [n], values: rows.map((r) => Math.fround(r.decision.ood.pValue ?? NaN)) }
+    default: return { ...meta, shape: [n], values: rows.map((r) => Math.fround(r.decision.ood.minDistance ?? NaN)) }
+  }
+}
+
+/** The classification extension: the top k of `logits` per row as "value:index:label". */
+function classification (rows: Classified[], k: number, labels: readonly string[]): Tensor {
+  const values = rows.flatMap((r) => {
+    const order = Array.from(r.logits.keys()).sort((a, b) => (r.logits[b] as number) - (r.logits[a] as number))
+    return order.slice(0, k).map((i) => `${r.logits[i] as number}:${i}:${labels[i] as string}`)
+  })
+  return { name: 'logits', datatype: 'BYTES', shape: [rows.length, k], values }
+}
+
+function encode (t: Tensor): Buffer {
+  switch (t.datatype) {
+    case 'FP32': return Buffer.from(Float32Array.from(t.values as number[]).buffer)
+    case 'INT64': return Buffer.from(BigInt64Array.from((t.values as number[]).map((v) => BigInt(v))).buffer)
+    case 'BOOL': return Buffer.from((t.values as boolean[]).map((v) => v ? 1 : 0))
+    default: return writeBytesElements((t.values as string[]).map((s) => Buffer.from(s, 'utf8')))
+  }
+}
+
+export interface OipResponse {
+  /** The JSON part. */
+  json: Record<string, unknown>
+  /** Binary output data, in output order; empty when every output is in JSON. */
+  binary: Buffer[]
+}
+
+const positiveInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1
+
+export function inferResponse (model: LoadedModel, rows: Classified[], requested: RequestedOutput[] | undefined, params: { id?: string | undefined, binaryOutput?: unknown }): OipResponse {
+  const available = modelOutputs(model)
+  const wanted: RequestedOutput[] = requested ?? available.map((o) => ({ name: o.name }))
+  const outputs: Array<Record<string, unknown>> = []
+  const binary: Buffer[] = []
+  for (const req of wanted) {
+    const meta = available.find((o) => o.name === req.name)
+    if (meta === undefined) throw new BadRequestError(`unknown output "${req.name}": the model has ${available.map((o) => o.name).join(', ')}`)
+    const k = req.parameters?.classification
+    let tensor: Tensor
+    if (k !== undefined) {
+      if (req.name !== 'logits') throw new BadRequestError(`output "${req.name}": classification applies to "logits" only`)
+      if (!positiveInt(k) || k > model.labels.length) throw new BadRequestError(`output "logits": classification must be a whole number from 1 to ${model.labels.length}`)
+      tensor = classification(rows, k, model.labels)
+    } else {
+      tensor = tensorOf(meta, rows, model.labels.length)
+    }
+    const asBinary = req.parameters?.binary_data ?? params.binaryOutput === true
+    if (asBinary === true) {
+      const data = encode(tensor)
+      binary.push(data)
+      outputs.push({ name: tensor.name, datatype: tensor.datatype, shape: tensor.shape, parameters: { binary_data_size: data.length } })
+    } else {
+      outputs.push({ name: tensor.name, datatype: tensor.datatype, shape: tensor.shape, data: tensor.values })
+    }
+  }
+  const json: Record<string, unknown> = {
+    model_name: model.name,
+    model_version: model.version,
+    ...(params.id !== undefined ? { id: params.id } : {}),
+    // The decision rule travels with the scores: reject when ood_score < ood_threshold.
+    parameters: { ood_score_kind: model.ood.score, ood_threshold: model.ood.threshold },
+    outputs
+  }
+  return { json, binary }
+}

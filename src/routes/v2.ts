@@ -1,0 +1,181 @@
+// The Open Inference Protocol ("KServe v2", Triton's HTTP/REST API): server and model metadata,
+// health, and inference with the binary tensor data and classification extensions. The OOD
+// score and the calibrated reject travel with every prediction, as outputs next to the logits
+// (src/oip/outputs.ts). Errors are the protocol's `{"error": "message"}` (plugins/
+// error-handler.ts), with the catalogue's statuses: unknown model or version 404, bad input
+// 400, overload or draining 503 with Retry-After, our fault 500.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { ZodTypeProvider } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import { PACKAGE_VERSION } from '../version.js'
+import { ModelNotFoundError, ModelVersionNotFoundError, NotReadyError } from '../errors.js'
+import type { Generation } from '../inference/generation.js'
+import { decide } from '../ood/decision.js'
+import { inferResponse, modelOutputs, type Classified } from '../oip/outputs.js'
+import { IMAGE_INPUT, parseInfer, type InferLimits, type ModelInput } from '../oip/request.js'
+import { observeClassified } from '../plugins/metrics.js'
+import { preprocess, type PreprocessLimits } from '../preprocess/preprocess.js'
+import type { LoadedModel } from '../registry/load-manifest.js'
+import { OipErrorSchema } from './schemas.js'
+
+export interface V2RouteOptions {
+  limits: PreprocessLimits
+  requestTimeoutMs: number
+  infer: InferLimits
+  maxRequestBytes: number
+  /** The repository extension is on (ADMIN_TOKEN set). */
+  repository: boolean
+}
+
+const TensorMetadataSchema = z.object({ name: z.string(), datatype: z.string(), shape: z.array(z.number().int()) })
+
+const ServerMetadataSchema = z.object({
+  name: z.string(),
+  version: z.string(),
+  extensions: z.array(z.string())
+}).meta({ id: 'OipServerMetadata' })
+
+const ModelMetadataSchema = z.object({
+  name: z.string(),
+  versions: z.array(z.string()),
+  platform: z.string(),
+  inputs: z.array(TensorMetadataSchema).describe(`Either "${IMAGE_INPUT}" (BYTES [N], encoded PNG/JPEG/WebP images) or the ONNX input (FP32 [N, C, H, W], preprocessed)`),
+  outputs: z.array(TensorMetadataSchema)
+}).meta({ id: 'OipModelMetadata' })
+
+const InferResponseSchema = z.object({
+  model_name: z.string(),
+  model_version: z.string(),
+  id: z.string().optional(),
+  parameters: z.object({ ood_score_kind: z.string(), ood_threshold: z.number() }).describe('The decision rule: ood_reject = ood_score < ood_threshold'),
+  outputs: z.array(z.object({
+    name: z.string(),
+    datatype: z.string(),
+    shape: z.array(z.number().int()),
+    data: z.array(z.union([z.number(), z.boolean(), z.string()])).optional(),
+    parameters: z.object({ binary_data_size: z.number().int() }).optional()
+  }))
+}).meta({ id: 'OipInferResponse' })
+
+const NameParams = z.object({ name: z.string().min(1).max(200) })
+const VersionParams = NameParams.extend({ version: z.string().min(1).max(200) })
+
+const errors = {
+  400: OipErrorSchema.describe('Bad input: shape, datatype, size, an undecodable image, header lengths that do not add up'),
+  404: OipErrorSchema.describe('Unknown model or version'),
+  414: OipErrorSchema.describe('A model name or version longer than 200 characters'),
+  413: OipErrorSchema.describe('A body over MAX_REQUEST_BYTES, or an image over the decode limits'),
+  415: OipErrorSchema.describe('An image format this service does not decode'),
+  503: OipErrorSchema.describe('Overloaded or shutting down; retry (see Retry-After)')
+}
+
+export default async function v2Routes (app: FastifyInstance, opts: V2RouteOptions): Promise<void> {
+  const { engine, metrics } = app
+  // Any body, as bytes: JSON, JSON plus binary tensors, or one raw image (Triton's clients send
+  // no Content-Type). Parsed by src/oip/request.ts, which bounds the JSON part.
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: opts.maxRequestBytes }, (_req, body, done) => { done(null, body) })
+  const typed = app.withTypeProvider<ZodTypeProvider>()
+
+  /** The model `name` (at `version`, when the path names one) in `lookup`'s set, or a 404. */
+  function modelOf (lookup: { model: (name: string) => LoadedModel | undefined }, name: string, version: string | undefined): LoadedModel {
+    const model = lookup.model(name)
+    if (model === undefined) throw new ModelNotFoundError(name)
+    if (version !== undefined && version !== model.version) throw new ModelVersionNotFoundError(name, version, model.version)
+    return model
+  }
+
+  function requireReady (): void {
+    const reason = app.lifecycle.notReadyReason()
+    if (reason !== null) throw new NotReadyError(reason)
+  }
+
+  function metadata (model: LoadedModel): z.infer<typeof ModelMetadataSchema> {
+    const { input } = model
+    return {
+      name: model.name,
+      versions: [model.version],
+      platform: 'onnx_onnxv1',
+      inputs: [
+        { name: IMAGE_INPUT, datatype: 'BYTES', shape: [-1] },
+        { name: input.name, datatype: 'FP32', shape: [-1, input.channels, input.height, input.width] }
+      ],
+      outputs: modelOutputs(model)
+    }
+  }
+
+  async function classifyAll (generation: Generation, model: LoadedModel, input: ModelInput): Promise<Classified[]> {
+    const batcher = generation.batcher(model.name)
+    const sample = model.input.channels * model.input.height * model.input.width
+    const runs = input.kind === 'images'
+      ? input.images.map(async (img, i) => await batcher.prepareAndSubmit(async () => (await preprocess(img, model.input, opts.limits, `image ${i + 1}`)).tensor, opts.requestTimeoutMs))
+      : Array.from({ length: input.count }, async (_, i) => await batcher.submit(input.data.subarray(i * sample, (i + 1) * sample), opts.requestTimeoutMs))
+    const results = await Promise.all(runs)
+    return results.map((run) => {
+      const decision = decide(model, run.logits, 1)
+      observeClassified(metrics, model.name, run.queueMs, decision.ood)
+      return { logits: run.logits, decision }
+    })
+  }
+
+  async function infer (req: FastifyRequest, reply: FastifyReply, name: string, version: string | undefined): Promise<unknown> {
+    return await engine.use(async (generation) => {
+      const model = modelOf(generation, name, version)
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0)
+      const header = req.headers['inference-header-content-length']
+      const { request, input } = parseInfer(body, typeof header === 'string' ? header.trim() : header, model, opts.infer)
+      const rows = await classifyAll(generation, model, input)
+      const res = inferResponse(model, rows, request.outputs, { id: request.id, binaryOutput: request.parameters?.binary_data_output })
+      if (res.binary.length === 0) return res.json
+      const json = Buffer.from(JSON.stringify(res.json))
+      void reply.header('inference-header-content-length', String(json.length)).type('application/octet-stream')
+      return Buffer.concat([json, ...res.binary])
+    })
+  }
+
+  typed.get('/v2', {
+    schema: { summary: 'Server metadata', tags: ['open inference protocol'], response: { 200: ServerMetadataSchema } }
+  }, async () => ({
+    name: 'isomax-serve',
+    version: PACKAGE_VERSION,
+    extensions: ['binary_tensor_data', 'classification', ...(opts.repository ? ['model_repository'] : [])]
+  }))
+
+  typed.get('/v2/health/live', {
+    schema: { summary: 'Liveness (200 = live)', tags: ['open inference protocol'], response: { 200: z.object({ live: z.boolean() }) } }
+  }, async () => ({ live: true }))
+
+  typed.get('/v2/health/ready', {
+    schema: { summary: 'Readiness (200 = ready; 503 = not ready, with the reason)', tags: ['open inference protocol'], response: { 200: z.object({ ready: z.boolean() }), 503: OipErrorSchema } }
+  }, async () => {
+    requireReady()
+    return { ready: true }
+  })
+
+  for (const withVersion of [false, true]) {
+    const base = withVersion ? '/v2/models/:name/versions/:version' : '/v2/models/:name'
+    const params = withVersion ? VersionParams : NameParams
+    const versionOf = (p: object): string | undefined => (p as { version?: string }).version
+
+    typed.get(base, {
+      schema: { summary: 'Model metadata', tags: ['open inference protocol'], params, response: { 200: ModelMetadataSchema, 404: errors[404], 414: errors[414] } }
+    }, async (req) => metadata(modelOf(engine, req.params.name, versionOf(req.params))))
+
+    typed.get(`${base}/ready`, {
+      schema: { summary: 'Model readiness (200 = ready)', tags: ['open inference protocol'], params, response: { 200: z.object({ name: z.string(), ready: z.boolean() }), 404: errors[404], 414: errors[414], 503: errors[503] } }
+    }, async (req) => {
+      const model = modelOf(engine, req.params.name, versionOf(req.params))
+      requireReady()
+      return { name: model.name, ready: true }
+    })
+
+    typed.post(`${base}/infer`, {
+      schema: {
+        summary: 'Inference: JSON, or JSON plus binary tensor data (Inference-Header-Content-Length)',
+        description: `One input: "${IMAGE_INPUT}" (BYTES [N]: encoded images, base64 in JSON or binary) or the model's ONNX input (FP32 [N, C, H, W]). Outputs: logits, label, class_index, ood_score, ood_reject, ood_p_value, min_distance (distance heads); all unless "outputs" lists some. "parameters": {"classification": k} on "logits" gives the top k as "value:index:label". Binary outputs with "binary_data": true per output or "binary_data_output": true for all.`,
+        tags: ['open inference protocol'],
+        params,
+        response: { 200: InferResponseSchema, ...errors }
+      }
+    }, async (req, reply) => await infer(req, reply, req.params.name, versionOf(req.params)) as z.infer<typeof InferResponseSchema>)
+  }
+}
