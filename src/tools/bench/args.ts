@@ -1,6 +1,6 @@
 // Command line of `npm run bench`.
 import { parseArgs } from 'node:util'
-import { UsageError } from '../cli/args.js'
+import { HelpRequest, UsageError, wantsHelp } from '../cli/args.js'
 
 export interface BenchArgs {
   url: string | undefined
@@ -36,6 +36,7 @@ export const USAGE = `Usage: npm run bench -- [options]
   --http-only            skip the in-process ceilings and the preprocessing comparison
   --cpu-prof DIR         write a CPU profile of the service (own service only)
   --json                 print one JSON document instead of tables
+  -h, --help             print this help
 `
 
 function positive (name: string, value: string | undefined, fallback: number, allowZero = false): number {
@@ -45,26 +46,24 @@ function positive (name: string, value: string | undefined, fallback: number, al
   return n
 }
 
+const OPTIONS = {
+  url: { type: 'string' },
+  duration: { type: 'string' },
+  concurrency: { type: 'string' },
+  workers: { type: 'string' },
+  format: { type: 'string' },
+  'overload-queue': { type: 'string' },
+  soak: { type: 'string' },
+  env: { type: 'string', multiple: true },
+  'http-only': { type: 'boolean' },
+  'cpu-prof': { type: 'string' },
+  json: { type: 'boolean' }
+} as const
+
 export function parseBenchArgs (argv: string[]): BenchArgs {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      url: { type: 'string' },
-      duration: { type: 'string' },
-      concurrency: { type: 'string' },
-      workers: { type: 'string' },
-      format: { type: 'string' },
-      'overload-queue': { type: 'string' },
-      soak: { type: 'string' },
-      env: { type: 'string', multiple: true },
-      'http-only': { type: 'boolean' },
-      'cpu-prof': { type: 'string' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' }
-    }
-  })
-  if (values.help === true) throw new UsageError(USAGE)
+  // Before the strict parse: `--help` answers even next to a misspelt option.
+  if (wantsHelp(argv, OPTIONS)) throw new HelpRequest(USAGE)
+  const { values } = parseArgs({ args: argv, strict: true, options: OPTIONS })
   const concurrency = (values.concurrency ?? '1,8,32,128').split(',').map((s) => {
     const n = Number(s.trim())
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`--concurrency: "${s}" is not a positive integer`)

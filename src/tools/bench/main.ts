@@ -10,6 +10,7 @@ import { preprocessLimits } from '../../preprocess/limits.js'
 import type { PreprocessLimits } from '../../preprocess/preprocess.js'
 import { loadManifest } from '../../registry/load-manifest.js'
 import { hwcToNormalizedChw } from '../../preprocess/to-tensor.js'
+import { HelpRequest } from '../cli/args.js'
 import { parseBenchArgs, USAGE, type BenchArgs } from './args.js'
 import { sessionKey } from '../../inference/model-specs.js'
 import { barePipeline, comparePreprocessing, inferenceOnly, startPool, type PreprocessComparison, type Throughput } from './ceilings.js'
@@ -281,9 +282,12 @@ async function main (): Promise<void> {
   try {
     args = parseBenchArgs(process.argv.slice(2))
   } catch (err) {
-    const help = process.argv.includes('--help') || process.argv.includes('-h')
-    process.stderr.write(help ? USAGE : `bench: ${(err as Error).message}\n\n${USAGE}`)
-    process.exit(help ? 0 : 2)
+    if (err instanceof HelpRequest) {
+      process.stdout.write(err.usage)
+      process.exit(0)
+    }
+    process.stderr.write(`bench: ${(err as Error).message}\n\n${USAGE}`)
+    process.exit(2)
   }
   try {
     const report = await run(args)

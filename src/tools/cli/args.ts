@@ -7,16 +7,43 @@ export class UsageError extends Error {
   override name = 'UsageError'
 }
 
+/**
+ * `--help` or `-h` was given: not a failure. runCli prints `usage` on stdout and exits 0; a
+ * caller of the tool's function (a test) gets it as an exception like any other early stop.
+ */
+export class HelpRequest extends Error {
+  override name = 'HelpRequest'
+  constructor (readonly usage: string) {
+    super('help requested')
+  }
+}
+
+/**
+ * Whether argv asks for help. Looked for before the strict parse, so `--help` still answers
+ * next to a misspelt option; a value that merely looks like it (`--data -h`) does not count.
+ */
+export function wantsHelp (argv: string[], options: NonNullable<ParseArgsConfig['options']> = {}): boolean {
+  const { tokens } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: false, allowPositionals: true, tokens: true })
+  return tokens.some((t) => t.kind === 'option' && t.name === 'help')
+}
+
+/** The usage's first paragraph (the synopsis), for error messages; --help prints it all. */
+export function synopsis (usage: string): string {
+  const [first = usage, ...rest] = usage.split('\n\n')
+  return rest.length > 0 ? `${first}\n(--help lists every option)` : first
+}
+
 export function parse<T extends NonNullable<ParseArgsConfig['options']>> (argv: string[], options: T, usage: string): ReturnType<typeof parseArgs<{ options: T, args: string[], allowPositionals: false, strict: true }>>['values'] {
+  if (wantsHelp(argv, options)) throw new HelpRequest(usage)
   try {
     return parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values
   } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n${usage}`)
+    throw new UsageError(`${(err as Error).message}\n${synopsis(usage)}`)
   }
 }
 
 export function requireOption<T> (value: T | undefined, name: string, usage: string): T {
-  if (value === undefined || (Array.isArray(value) && value.length === 0)) throw new UsageError(`missing --${name}\n${usage}`)
+  if (value === undefined || (Array.isArray(value) && value.length === 0)) throw new UsageError(`missing --${name}\n${synopsis(usage)}`)
   return value
 }
 

@@ -17,8 +17,25 @@ import { parse, parseScore, parseTpr, requireModel, requireOption, requireScoreF
 import { runCli } from './main.js'
 import { runDataset, startEngine, warnSkipped } from './run-dataset.js'
 
-const USAGE = `usage: npm run calibrate -- --model NAME --data PATH [--tpr 0.95] [--labels IDX] [--indices JSON] [--score KIND] [--manifest FILE] [--dry-run]
-  PATH: an image folder (flat, or one subfolder per class), an IDX image file, or a built-in set (fashion-mnist:val, fashion-mnist:test)`
+const USAGE = `usage: npm run calibrate -- --model NAME --data PATH [options]
+
+Scores held-out in-distribution images through the serving path and writes the model's
+threshold and calibration record (its "ood" block) into the manifest, atomically.
+
+  --model NAME       the model to calibrate
+  --data PATH        an image folder (flat, or one subfolder per class), an IDX image file,
+                     or a built-in set (fashion-mnist:val, fashion-mnist:test)
+  --score KIND       the decision score (${SCORE_KINDS.join(', ')}); required
+                     the first time, then defaults to the manifest's
+  --tpr T            target true-positive rate, 0 < T < 1 (default 0.95)
+  --labels FILE      IDX labels, for an IDX --data
+  --indices FILE     a JSON array of image indices to use, for an IDX --data
+  --manifest FILE    the manifest to read and rewrite (default: $MODELS_MANIFEST, else
+                     models/manifest.json)
+  --dry-run          compute and print; leave the manifest unchanged
+  -h, --help         print this help
+
+docs/calibration.md explains the scores, the threshold and the data.`
 
 export interface CalibrationResult {
   ood: OodSpec

@@ -9,16 +9,37 @@ import { BUILTIN_OOD_SETS } from '../datasets/builtin.js'
 import { resolveDataset } from '../datasets/resolve.js'
 import { oodMetrics, rejectRate } from '../evaluation/metrics.js'
 import { argmax, score } from '../../ood/scores.js'
-import type { ScoreKind } from '../../registry/manifest-schema.js'
+import { SCORE_KINDS, type ScoreKind } from '../../registry/manifest-schema.js'
 import { loadManifest, type LoadedModel } from '../../registry/load-manifest.js'
-import { parse, parseScore, requireModel, requireOption, requireScoreFits, UsageError } from './args.js'
+import { parse, parseScore, requireModel, requireOption, requireScoreFits, synopsis, UsageError } from './args.js'
 import { runCli } from './main.js'
 import { columnKey, markdownReport, textReport, type Column, type Report } from './report.js'
 import { runDataset, startEngine, warnSkipped } from './run-dataset.js'
 
-const USAGE = `usage: npm run evaluate -- --model NAME[:SCORE] [--model ...] --id PATH [--ood LABEL=PATH ...] [--builtin-ood] [--score KIND] [--out PREFIX]
-  PATH: an image folder, an IDX image file (--labels for the ID labels), or a built-in set
-  built-in OOD sets: ${BUILTIN_OOD_SETS.join(', ')}`
+const USAGE = `usage: npm run evaluate -- --model NAME[:SCORE] [--model ...] --id PATH --ood LABEL=PATH [--ood ...] [options]
+
+OOD detection metrics (AUROC, AUPR, TNR at 95 % TPR, detection accuracy, reject rate) with
+the in-distribution set as the positive class, through the serving path; printed, and
+written as PREFIX.json and PREFIX.md. Every model in the manifest must be calibrated.
+
+  --model NAME[:SCORE]  a model, and the score to evaluate it with (default: the manifest's);
+                        repeatable
+  --score KIND          the score for every --model without one:
+                        ${SCORE_KINDS.join(', ')}
+  --id PATH             the in-distribution set: an image folder (flat, or one subfolder per
+                        class), an IDX image file, or a built-in set
+  --labels FILE         IDX labels for --id (for the accuracy)
+  --indices FILE        a JSON array of image indices of --id to use
+  --ood LABEL=PATH      an OOD set (folder, IDX file or built-in set); repeatable; a bare
+                        PATH is its own label
+  --builtin-ood         add every built-in OOD set: ${BUILTIN_OOD_SETS.slice(0, 3).join(', ')},
+                        ${BUILTIN_OOD_SETS.slice(3).join(', ')}
+  --out PREFIX          where the report goes (default reports/evaluation)
+  --manifest FILE       the manifest to read (default: $MODELS_MANIFEST, else
+                        models/manifest.json)
+  -h, --help            print this help
+
+docs/calibration.md defines every metric.`
 
 export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<Report> {
   const args = parse(argv, {
@@ -35,7 +56,7 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
   const modelArgs = requireOption(args.model, 'model', USAGE)
   const idSpec = requireOption(args.id, 'id', USAGE)
   const oodArgs = [...(args.ood ?? []), ...(args['builtin-ood'] === true ? BUILTIN_OOD_SETS : [])]
-  if (oodArgs.length === 0) throw new UsageError(`give at least one --ood LABEL=PATH (or --builtin-ood)\n${USAGE}`)
+  if (oodArgs.length === 0) throw new UsageError(`give at least one --ood LABEL=PATH (or --builtin-ood)\n${synopsis(USAGE)}`)
   const override = args.score !== undefined ? parseScore(args.score) : undefined
 
   const config = loadConfig(env)
