@@ -1,0 +1,139 @@
+"""isomax-serve as Triton's own HTTP client sees it (tritonclient[http], pinned).
+
+Run by test/oip/triton/run.sh against a live server (ISOMAX_URL) with inputs made by
+make-inputs.ts (ISOMAX_INPUTS). For the same images, the labels, scores, p-values and reject
+flags that come back through the Open Inference Protocol must equal what POST /classify
+answers (scores within 1e-6).
+"""
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+URL = os.environ["ISOMAX_URL"]
+INPUTS = Path(os.environ["ISOMAX_INPUTS"])
+SPEC = json.loads((INPUTS / "inputs.json").read_text())
+MODEL = SPEC["model"]
+
+
+@pytest.fixture(scope="module")
+def client():
+    c = httpclient.InferenceServerClient(url=URL.removeprefix("http://"))
+    yield c
+    c.close()
+
+
+def classify(image: bytes) -> dict:
+    """What POST /classify answers for the same image (the reference)."""
+    content_type = "image/png" if image[:4] == b"\x89PNG" else "image/jpeg"
+    req = urllib.request.Request(f"{URL}/classify", data=image, headers={"Content-Type": content_type}, method="POST")
+    with urllib.request.urlopen(req, timeout=30) as res:
+        return json.loads(res.read())
+
+
+def images() -> list[bytes]:
+    return [(INPUTS / name).read_bytes() for name in SPEC["images"]]
+
+
+def image_input(batch: list[bytes], binary: bool = True) -> httpclient.InferInput:
+    data = np.array(batch, dtype=np.object_)
+    inp = httpclient.InferInput("image", [len(batch)], "BYTES")
+    inp.set_data_from_numpy(data, binary_data=binary)
+    return inp
+
+
+def test_server_and_model_health_and_metadata(client):
+    assert client.is_server_live()
+    assert client.is_server_ready()
+    assert client.is_model_ready(MODEL)
+    assert client.is_model_ready(MODEL, model_version=SPEC["version"])
+    assert not client.is_model_ready("no-such-model")
+    meta = client.get_server_metadata()
+    assert meta["name"] == "isomax-serve"
+    assert {"binary_tensor_data", "classification"} <= set(meta["extensions"])
+    model = client.get_model_metadata(MODEL)
+    assert model["name"] == MODEL and model["versions"] == [SPEC["version"]]
+    assert {i["name"]: i["datatype"] for i in model["inputs"]} == {"image": "BYTES", SPEC["tensorName"]: "FP32"}
+    assert [o["name"] for o in model["outputs"]] == ["logits", "label", "class_index", "ood_score", "ood_reject", "ood_p_value", "min_distance"]
+
+
+def test_eight_png_and_jpeg_images_in_binary_match_classify(client):
+    batch = images()
+    assert len(batch) == 8
+    result = client.infer(MODEL, [image_input(batch)])
+    expected = [classify(img) for img in batch]
+    labels = [b.decode() for b in result.as_numpy("label")]
+    assert labels == [e["label"] for e in expected]
+    assert result.as_numpy("class_index").tolist() == [e["classIndex"] for e in expected]
+    assert result.as_numpy("ood_reject").tolist() == [e["ood"]["reject"] for e in expected]
+    np.testing.assert_allclose(result.as_numpy("ood_score"), [e["ood"]["score"] for e in expected], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(result.as_numpy("ood_p_value"), [e["ood"]["pValue"] for e in expected], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(result.as_numpy("min_distance"), [e["ood"]["minDistance"] for e in expected], atol=1e-6, rtol=0)
+    assert result.as_numpy("logits").shape == (8, len(SPEC["labels"]))
+    params = result.get_response()["parameters"]
+    assert params["ood_score_kind"] == expected[0]["ood"]["kind"]
+    assert params["ood_threshold"] == expected[0]["ood"]["threshold"]
+
+
+def tensors() -> np.ndarray:
+    c, h, w = SPEC["shape"]
+    return np.stack([np.fromfile(INPUTS / f"tensor-{i}.f32", dtype="<f4").reshape(c, h, w) for i in range(2)])
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_fp32_tensors_give_the_images_results(client, binary):
+    data = tensors()
+    inp = httpclient.InferInput(SPEC["tensorName"], list(data.shape), "FP32")
+    inp.set_data_from_numpy(data, binary_data=binary)
+    outputs = [httpclient.InferRequestedOutput(name, binary_data=binary) for name in ("logits", "ood_score", "label")]
+    result = client.infer(MODEL, [inp], outputs=outputs)
+    from_images = client.infer(MODEL, [image_input(images()[:2])])
+    np.testing.assert_array_equal(result.as_numpy("logits"), from_images.as_numpy("logits"))
+    np.testing.assert_allclose(result.as_numpy("ood_score"), from_images.as_numpy("ood_score"), atol=1e-6, rtol=0)
+    # BYTES come back as str from JSON and as bytes from binary: compare the text.
+    text = [x.decode() if isinstance(x, bytes) else x for x in result.as_numpy("label").tolist()]
+    assert text == [x.decode() for x in from_images.as_numpy("label").tolist()]
+
+
+def test_a_requested_subset_of_outputs(client):
+    outputs = [httpclient.InferRequestedOutput("ood_score"), httpclient.InferRequestedOutput("ood_reject")]
+    result = client.infer(MODEL, [image_input(images()[:3])], outputs=outputs)
+    assert [o["name"] for o in result.get_response()["outputs"]] == ["ood_score", "ood_reject"]
+    assert result.as_numpy("label") is None
+
+
+def test_the_classification_extension(client):
+    batch = images()[:2]
+    result = client.infer(MODEL, [image_input(batch)], outputs=[httpclient.InferRequestedOutput("logits", class_count=3)])
+    top = result.as_numpy("logits")
+    assert top.shape == (2, 3)
+    for row, img in zip(top, batch):
+        expected = classify(img)
+        value, index, label = row[0].decode().split(":", 2)
+        assert int(index) == expected["classIndex"] and label == expected["label"]
+        assert float(value) == pytest.approx(max(result_logits(img)), abs=1e-6)
+
+
+def result_logits(img: bytes) -> list[float]:
+    req = urllib.request.Request(f"{URL}/classify?include=logits", data=img, headers={"Content-Type": "image/png" if img[:4] == b"\x89PNG" else "image/jpeg"}, method="POST")
+    with urllib.request.urlopen(req, timeout=30) as res:
+        return json.loads(res.read())["logits"]
+
+
+def test_an_unknown_model_raises_with_the_servers_message(client):
+    with pytest.raises(InferenceServerException) as err:
+        client.infer("no-such-model", [image_input(images()[:1])])
+    assert 'Model "no-such-model" is not served here' in str(err.value)
+
+
+def test_a_bad_image_raises_with_the_servers_message(client):
+    with pytest.raises(InferenceServerException) as err:
+        client.infer(MODEL, [image_input([b"not an image at all"])])
+    assert "not a PNG, JPEG or WebP" in str(err.value)
