@@ -130,3 +130,23 @@ t.test('after all of that the server still classifies', async (t) => {
   t.equal(res.statusCode, 200)
   t.equal(res.json().classIndex, golden.images[0]!.label)
 })
+
+t.test('include=logits adds the raw output row: what ONNX Runtime gives for the same tensor', async (t) => {
+  const ort = (await import('onnxruntime-node')).default
+  const { preprocess } = await import('../../src/preprocess/preprocess.js')
+  const model = manifest.models.get(manifest.defaultModel)!
+  const res = await post('/classify?include=logits', fixturePng(3), 'image/png')
+  t.equal(res.statusCode, 200)
+  const body = res.json()
+  t.equal(body.logits.length, 10)
+  const session = await ort.InferenceSession.create(model.onnxPath)
+  const { tensor } = await preprocess(fixturePng(3), model.input, { maxInputPixels: 40_000_000 })
+  const out = await session.run({ [model.input.name]: new ort.Tensor('float32', tensor, [1, 1, 28, 28]) })
+  t.same(body.logits, Array.from(out[model.output.name]!.data as Float32Array), 'bit for bit')
+  t.equal(body.ood.minDistance, -Math.max(...body.logits), 'minDistance = −max(logits) for a distance head')
+  await session.release()
+  t.notOk('logits' in (await post('/classify', fixturePng(3), 'image/png')).json(), 'not there unless asked')
+  const bad = await post('/classify?include=tensor', fixturePng(3), 'image/png')
+  t.equal(bad.statusCode, 400)
+  t.match(bad.json().error.message, /include: a comma-separated list of: logits/)
+})
