@@ -1,0 +1,64 @@
+// deploy/kserve/: the ServingRuntime speaks v2 on the port the service listens on, probes its
+// v2 health routes, sets only variables the service knows (and accepts their values), reads
+// the manifest where KServe's storage initializer puts the model folder, runs as the image's
+// non-root user; the InferenceService uses that runtime and one of its model formats.
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import t from 'tap'
+import { parse } from 'yaml'
+import { loadConfig } from '../../src/config.js'
+import { REPO } from '../helpers/data.js'
+
+const read = (f: string): any => parse(readFileSync(path.join(REPO, 'deploy', 'kserve', f), 'utf8'))
+const runtime = read('servingruntime.yaml')
+const isvc = read('inferenceservice.yaml')
+const routes = Object.keys((JSON.parse(readFileSync(path.join(REPO, 'openapi', 'openapi.json'), 'utf8')) as { paths: Record<string, unknown> }).paths)
+const container = runtime.spec.containers[0]
+const env: Record<string, string> = Object.fromEntries(container.env.map((e: { name: string, value: string }) => [e.name, e.value]))
+
+t.test('a v2 ServingRuntime whose container listens where the service does', async (t) => {
+  t.equal(runtime.apiVersion, 'serving.kserve.io/v1alpha1')
+  t.equal(runtime.kind, 'ServingRuntime')
+  t.same(runtime.spec.protocolVersions, ['v2'])
+  t.equal(container.name, 'kserve-container', 'the name KServe looks for')
+  const config = loadConfig(env)
+  t.equal(container.ports[0].containerPort, config.PORT)
+  t.equal(config.HOST, '0.0.0.0')
+  t.equal(runtime.spec.annotations['prometheus.kserve.io/port'], String(config.PORT))
+  t.ok(routes.includes(runtime.spec.annotations['prometheus.kserve.io/path']), 'metrics path is a route')
+})
+
+t.test('every variable is one the service knows, with a value it accepts', async (t) => {
+  const known = Object.keys(loadConfig({}))
+  for (const name of Object.keys(env)) t.ok(known.includes(name), `${name} is a configuration variable`)
+  t.doesNotThrow(() => loadConfig(env))
+  t.equal(env.MODELS_MANIFEST, '/mnt/models/manifest.json', 'the storage initializer mounts storageUri at /mnt/models')
+  t.equal(env.EXECUTION_PROVIDER, 'cpu', 'the CPU image')
+})
+
+t.test('the probes hit the v2 health routes on the container port', async (t) => {
+  for (const [probe, route] of [['readinessProbe', '/v2/health/ready'], ['livenessProbe', '/v2/health/live']] as const) {
+    t.equal(container[probe].httpGet.path, route)
+    t.ok(routes.includes(route), `${route} is a route of the service`)
+    t.equal(container[probe].httpGet.port, container.ports[0].containerPort)
+  }
+})
+
+t.test('the image and user match the Dockerfile\'s CPU image; memory the sized default', async (t) => {
+  t.equal(container.image, 'isomax-serve:cpu')
+  const dockerfile = readFileSync(path.join(REPO, 'Dockerfile'), 'utf8')
+  t.match(dockerfile, /USER 1000:1000/)
+  t.equal(container.securityContext.runAsUser, 1000)
+  t.equal(container.securityContext.runAsNonRoot, true)
+  t.equal(container.resources.limits.memory, '1Gi')
+})
+
+t.test('the InferenceService runs on this runtime, with one of its formats, over v2', async (t) => {
+  t.equal(isvc.apiVersion, 'serving.kserve.io/v1beta1')
+  t.equal(isvc.kind, 'InferenceService')
+  const model = isvc.spec.predictor.model
+  t.equal(model.runtime, runtime.metadata.name)
+  t.equal(model.protocolVersion, 'v2')
+  t.ok(runtime.spec.supportedModelFormats.some((f: { name: string, version: string }) => f.name === model.modelFormat.name && f.version === model.modelFormat.version))
+  t.match(model.storageUri, /^[a-z0-9]+:\/\//)
+})
