@@ -11,6 +11,7 @@ export interface BenchArgs {
   workers: number | undefined
   /** What the load generator sends: Fashion-MNIST test images as PNG, JPEG or WebP. */
   format: 'png' | 'jpeg' | 'webp'
+  protocol: 'classify' | 'v2'
   /** c=128 against a second server with this MAX_QUEUE_SIZE (0 = skip). Own server only. */
   overloadQueue: number
   /** Seconds of c=32 soak after warm-up (0 = no soak). */
@@ -30,6 +31,9 @@ export const USAGE = `Usage: npm run bench -- [options]
   --concurrency LIST     comma-separated levels (default 1,8,32,128)
   --workers N            INFERENCE_WORKERS for the service it starts and for the ceilings
   --format png|jpeg|webp what the load generator sends (default png)
+  --protocol classify|v2 POST /classify (default), or the Open Inference Protocol as Triton's
+                         clients send it: POST /v2/models/<model>/infer, the image as one
+                         BYTES element in binary, binary outputs
   --overload-queue N     then c=128 against a service with MAX_QUEUE_SIZE=N (default 8; 0 = skip)
   --soak S               then S seconds at c=32 after a warm-up, reporting RSS and heap growth
   --env KEY=VALUE        extra environment for the service it starts (repeatable)
@@ -52,6 +56,7 @@ const OPTIONS = {
   concurrency: { type: 'string' },
   workers: { type: 'string' },
   format: { type: 'string' },
+  protocol: { type: 'string' },
   'overload-queue': { type: 'string' },
   soak: { type: 'string' },
   env: { type: 'string', multiple: true },
@@ -71,6 +76,8 @@ export function parseBenchArgs (argv: string[]): BenchArgs {
   })
   const format = values.format ?? 'png'
   if (format !== 'png' && format !== 'jpeg' && format !== 'webp') throw new UsageError(`--format: expected png, jpeg or webp, got "${format}"`)
+  const protocol = values.protocol ?? 'classify'
+  if (protocol !== 'classify' && protocol !== 'v2') throw new UsageError(`--protocol: expected classify or v2, got "${protocol}"`)
   const serverEnv: Record<string, string> = {}
   for (const kv of values.env ?? []) {
     const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(kv)
@@ -86,6 +93,7 @@ export function parseBenchArgs (argv: string[]): BenchArgs {
     json: values.json === true,
     workers,
     format,
+    protocol,
     overloadQueue: positive('overload-queue', values['overload-queue'], 8, true),
     soak: positive('soak', values.soak, 0, true),
     serverEnv,

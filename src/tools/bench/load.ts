@@ -2,6 +2,7 @@
 // images round-robin. Latencies are kept per response (exact percentiles, by status), and one
 // response body in SAMPLE_EVERY is read for the server's own per-stage timings.
 import autocannon from 'autocannon'
+import type { Traffic } from './traffic.js'
 
 export interface Percentiles { p50: number, p95: number, p99: number, max: number }
 
@@ -43,9 +44,7 @@ export function percentiles (values: number[]): Percentiles {
 
 export interface LoadOptions {
   url: string
-  path: string
-  contentType: string
-  bodies: Buffer[]
+  traffic: Traffic
   concurrency: number
   seconds: number
 }
@@ -69,14 +68,16 @@ export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
     // since the load is closed-loop (each connection waits for its answer).
     requests: [{
       method: 'POST',
-      path: opts.path,
-      headers: { 'content-type': opts.contentType },
+      path: opts.traffic.path,
       setupRequest: (req) => {
-        req.body = opts.bodies[next++ % opts.bodies.length]!
+        const r = opts.traffic.requests[next++ % opts.traffic.requests.length]!
+        req.body = r.body
+        req.headers = { ...req.headers, ...r.headers }
         return req
       },
       onResponse: (status, body) => {
-        if (status !== 200 || responses++ % SAMPLE_EVERY !== 0) return
+        // The v2 responses are binary and carry no stage timings.
+        if (status !== 200 || opts.traffic.protocol !== 'classify' || responses++ % SAMPLE_EVERY !== 0) return
         try {
           const r = JSON.parse(body) as { batchSize: number, timings: { decode: number, queue: number, inference: number, total: number } }
           timings.decode += r.timings.decode

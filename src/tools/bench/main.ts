@@ -16,6 +16,7 @@ import { sessionKey } from '../../inference/model-specs.js'
 import { barePipeline, comparePreprocessing, inferenceOnly, startPool, type PreprocessComparison, type Throughput } from './ceilings.js'
 import { encode, fashionPixels, largePhoto } from './images.js'
 import { runLoad, type LoadResult, type Percentiles } from './load.js'
+import { classifyTraffic, v2Traffic, type Traffic } from './traffic.js'
 import { renderReport } from './report.js'
 import { attachService, snapshot, startService, type Service, type ServerSnapshot } from './server.js'
 
@@ -53,7 +54,7 @@ export interface BenchReport {
   command: string
   machine: { cpus: number, cpuModel: string, node: string, loadAverageStart: number[], loadAverageEnd: number[] }
   duration: number
-  service: { url: string, started: boolean, model: string, workers: number, maxBatchSize: number, maxQueueDelayMs: number, format: string, imageBytes: number, env: Record<string, string> }
+  service: { url: string, started: boolean, model: string, workers: number, maxBatchSize: number, maxQueueDelayMs: number, format: string, protocol: 'classify' | 'v2', imageBytes: number, env: Record<string, string> }
   levels: LevelReport[]
   overload?: { maxQueueSize: number, readyAfter: number, classifyAfter: number, retriesAfter: number }
   soak?: SoakReport
@@ -66,9 +67,9 @@ const CONTENT_TYPE = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' 
 
 const progress = (msg: string): void => { process.stderr.write(`bench: ${msg}\n`) }
 
-async function level (service: Service, bodies: Buffer[], contentType: string, concurrency: number, seconds: number, label?: string): Promise<LevelReport> {
+async function level (service: Service, traffic: Traffic, concurrency: number, seconds: number, label?: string): Promise<LevelReport> {
   const before = await snapshot(service.url)
-  const load = await Promise.race([runLoad({ url: service.url, path: '/classify', contentType, bodies, concurrency, seconds }), service.crashed])
+  const load = await Promise.race([runLoad({ url: service.url, traffic, concurrency, seconds }), service.crashed])
   const after = await snapshot(service.url)
   const batches = after.batches - before.batches
   const waits = after.queueWaitCount - before.queueWaitCount
@@ -85,11 +86,11 @@ async function level (service: Service, bodies: Buffer[], contentType: string, c
   }
 }
 
-async function soak (service: Service, bodies: Buffer[], contentType: string, seconds: number): Promise<SoakReport> {
+async function soak (service: Service, traffic: Traffic, seconds: number): Promise<SoakReport> {
   const concurrency = 32
   const warmupSeconds = Math.min(20, Math.max(5, Math.round(seconds / 6)))
   progress(`soak: ${warmupSeconds} s warm-up at c=${concurrency}`)
-  await Promise.race([runLoad({ url: service.url, path: '/classify', contentType, bodies, concurrency, seconds: warmupSeconds }), service.crashed])
+  await Promise.race([runLoad({ url: service.url, traffic, concurrency, seconds: warmupSeconds }), service.crashed])
   progress(`soak: ${seconds} s at c=${concurrency}, sampling memory every 2 s`)
   const samples: SoakReport['samples'] = []
   const started = performance.now()
@@ -101,7 +102,7 @@ async function soak (service: Service, bodies: Buffer[], contentType: string, se
   const timer = setInterval(() => { void sample() }, 2000)
   let load: LoadResult
   try {
-    load = await Promise.race([runLoad({ url: service.url, path: '/classify', contentType, bodies, concurrency, seconds }), service.crashed])
+    load = await Promise.race([runLoad({ url: service.url, traffic, concurrency, seconds }), service.crashed])
   } finally {
     clearInterval(timer)
   }
@@ -151,6 +152,7 @@ async function run (args: BenchArgs): Promise<BenchReport> {
   const pixels = await fashionPixels(256)
   const bodies = await Promise.all(pixels.map(async (p) => await encode(p, args.format)))
   const contentType = CONTENT_TYPE[args.format]
+  const traffic = args.protocol === 'v2' ? v2Traffic(bodies, model.name) : classifyTraffic(bodies, contentType)
 
   const tensors = pixels.slice(0, 64).map((p) => hwcToNormalizedChw(p, spec.width, spec.height, 1, spec.mean, spec.std))
   // The service's settings (engineOptions, as server.ts maps them) from the environment the
@@ -193,12 +195,12 @@ async function run (args: BenchArgs): Promise<BenchReport> {
     const models = await (await fetch(`${service.url}/models`)).json() as { models: Array<{ name: string, batching: typeof batching }> }
     batching = models.models.find((m) => m.name === model.name)?.batching ?? batching
     progress('warm-up: 2 s at c=8')
-    await level(service, bodies, contentType, 8, 2)
+    await level(service, traffic, 8, 2)
     for (const c of args.concurrency) {
       progress(`c=${c}: ${args.duration} s`)
-      levels.push(await level(service, bodies, contentType, c, args.duration))
+      levels.push(await level(service, traffic, c, args.duration))
     }
-    if (args.soak > 0) soakReport = await soak(service, bodies, contentType, args.soak)
+    if (args.soak > 0) soakReport = await soak(service, traffic, args.soak)
   } finally {
     await service.stop()
   }
@@ -207,8 +209,8 @@ async function run (args: BenchArgs): Promise<BenchReport> {
     progress(`overload: c=128 against a service with MAX_QUEUE_SIZE=${args.overloadQueue}`)
     const small = await startService({ ...env, MAX_QUEUE_SIZE: String(args.overloadQueue) })
     try {
-      await level(small, bodies, contentType, 8, 1)
-      levels.push(await level(small, bodies, contentType, 128, args.duration, `MAX_QUEUE_SIZE=${args.overloadQueue}`))
+      await level(small, traffic, 8, 1)
+      levels.push(await level(small, traffic, 128, args.duration, `MAX_QUEUE_SIZE=${args.overloadQueue}`))
       const readyAfter = (await fetch(`${small.url}/health/ready`)).status
       // Requests the load generator abandoned at the end may still fill the 2-place queue for a
       // moment: a client honours Retry-After, so "healthy after" allows a few short retries.
@@ -265,6 +267,7 @@ async function run (args: BenchArgs): Promise<BenchReport> {
       maxBatchSize: batching.maxBatchSize,
       maxQueueDelayMs: batching.maxQueueDelayMs,
       format: args.format,
+      protocol: args.protocol,
       imageBytes: Math.round(bodies.reduce((s, b) => s + b.length, 0) / bodies.length),
       env: args.serverEnv
     },

@@ -14,7 +14,7 @@ export function renderReport (r: BenchReport): string {
   const out: string[] = []
   out.push(`isomax-serve bench — ${r.machine.cpus} CPUs (${r.machine.cpuModel}), node ${r.machine.node}, load average ${r.machine.loadAverageStart.map((x) => x.toFixed(2)).join(' ')} at start`)
   out.push(`service: ${r.service.url} (${r.service.started ? 'started by the bench' : 'given by --url'}), model ${r.service.model}, ${r.service.workers} inference worker(s), ` +
-    `maxBatchSize ${r.service.maxBatchSize}, maxQueueDelayMs ${r.service.maxQueueDelayMs}, ${r.service.format} images (${r.service.imageBytes} B mean), ${r.duration} s per level`)
+    `maxBatchSize ${r.service.maxBatchSize}, maxQueueDelayMs ${r.service.maxQueueDelayMs}, ${r.service.format} images (${r.service.imageBytes} B mean) over ${r.service.protocol === 'v2' ? 'the Open Inference Protocol (binary)' : 'POST /classify'}, ${r.duration} s per level`)
   if (Object.keys(r.service.env).length > 0) out.push(`service environment: ${Object.entries(r.service.env).map(([k, v]) => `${k}=${v}`).join(' ')}`)
   out.push('')
   out.push(table(
