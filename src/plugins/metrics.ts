@@ -17,6 +17,9 @@ export interface ServiceMetrics {
   modelsLoaded: Gauge
   modelProvider: Gauge<'model' | 'provider'>
   reloads: Counter<'outcome'>
+  calibratedRejectRate: Gauge<'model'>
+  oodThreshold: Gauge<'model'>
+  ready: Gauge
   manifestGeneration: Gauge
   manifestInfo: Gauge<'sha256'>
   inferenceWorkers: Gauge
@@ -133,6 +136,26 @@ export default fp<MetricsOptions>(async function metricsPlugin (app, opts) {
       help: 'Execution provider each model runs on (1 = this one)',
       labelNames: ['model', 'provider'],
       registers: [registry]
+    }),
+    calibratedRejectRate: new Gauge({
+      name: 'isomax_calibrated_reject_rate',
+      help: 'Reject rate each model showed on its calibration data (1 - achieved TPR): what in-distribution traffic should look like; the drift alerts compare live traffic with it',
+      labelNames: ['model'],
+      registers: [registry]
+    }),
+    oodThreshold: new Gauge({
+      name: 'isomax_ood_threshold',
+      help: 'Decision threshold of each model: reject when the OOD score is below it',
+      labelNames: ['model'],
+      registers: [registry]
+    }),
+    ready: new Gauge({
+      name: 'isomax_ready',
+      help: '1 when every model is loaded and the server is not draining (GET /health/ready answers 200), else 0',
+      registers: [registry],
+      collect () {
+        this.set(app.hasDecorator('lifecycle') && app.lifecycle.notReadyReason() === null ? 1 : 0)
+      }
     }),
     reloads: new Counter({
       name: 'isomax_model_reloads_total',

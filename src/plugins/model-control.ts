@@ -60,6 +60,14 @@ export default fp<ModelControlOptions>(async function modelControlPlugin (app, o
     metrics.manifestInfo.set({ sha256: m.sha256 }, 1)
     metrics.modelProvider.reset()
     for (const [model, provider] of Object.entries(engine.providers)) metrics.modelProvider.set({ model, provider }, 1)
+    // What the alerting rules compare live traffic with (deploy/prometheus/rules): per model,
+    // replaced as a whole so a model that is gone leaves no stale series.
+    metrics.calibratedRejectRate.reset()
+    metrics.oodThreshold.reset()
+    for (const model of m.models.values()) {
+      metrics.calibratedRejectRate.set({ model: model.name }, 1 - model.ood.calibration.achievedTpr)
+      metrics.oodThreshold.set({ model: model.name }, model.ood.threshold)
+    }
   }
   describeServed()
 
