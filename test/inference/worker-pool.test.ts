@@ -39,3 +39,42 @@ t.test('classifies through the pool, survives a worker crash, closes', async (t)
   await pool.close()
   t.equal(pool.workerCount, 0)
 })
+
+t.test('load adds sessions to every worker, all or nothing; unload releases them', async (t) => {
+  const specs = modelSpecs(manifest, {})
+  const first = specs.find((s) => s.name === manifest.defaultModel)!
+  const pool = new WorkerPool({ provider: 'cpu', intraOpThreads: 1, models: [first] }, 2, quiet)
+  await pool.start()
+  t.teardown(async () => await pool.close())
+  t.same(pool.loadedKeys, [first.key])
+  const other = specs.find((s) => s.key !== first.key)!
+  await t.rejects(pool.run(other.key, 1, tensor()), { code: 'ISOMAX_INFERENCE_FAILED' }, 'not loaded yet')
+
+  await pool.load([first, other])
+  t.same(pool.loadedKeys.sort(), [first.key, other.key].sort(), 'the one it had is kept, the new one added')
+  t.equal(pool.providers[other.key], 'cpu')
+  const [a, b] = await Promise.all([pool.run(other.key, 1, tensor()), pool.run(other.key, 1, tensor())])
+  t.same([...a.logits], [...b.logits], 'both workers hold it')
+
+  // A spec that disagrees with its graph: refused with the field named, and nothing added.
+  const broken = { ...other, key: 'broken', labels: 3 }
+  await t.rejects(pool.load([broken]), { code: 'ISOMAX_MANIFEST_INVALID', message: /\.labels: the manifest lists 3 labels/ })
+  t.notOk(pool.loadedKeys.includes('broken'))
+  t.equal(pool.providers.broken, undefined)
+
+  pool.unload([other.key])
+  t.same(pool.loadedKeys, [first.key])
+  await t.rejects(pool.run(other.key, 1, tensor()), { code: 'ISOMAX_INFERENCE_FAILED', message: /not loaded in this worker/ })
+  t.equal((await pool.run(first.key, 1, tensor())).logits.length, 10, 'the rest serves on')
+})
+
+t.test('a replacement worker loads what the pool holds now, loaded sessions included', async (t) => {
+  const specs = modelSpecs(manifest, {})
+  const pool = new WorkerPool({ provider: 'cpu', intraOpThreads: 1, models: [specs[0]!] }, 1, quiet)
+  await pool.start()
+  t.teardown(async () => await pool.close())
+  await pool.load([specs[1]!])
+  await pool.crashOneWorker()
+  await idleWorkers(pool, 1)
+  t.equal((await pool.run(specs[1]!.key, 1, tensor())).logits.length, 10, 'the session loaded after start survives the crash')
+})
