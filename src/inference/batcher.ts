@@ -7,7 +7,7 @@ import { DeadlineExceededError, OverloadedError } from '../errors.js'
 
 export interface BatchRunner {
   readonly idleCount: number
-  run: (model: string, batch: number, data: Float32Array) => Promise<{ logits: Float32Array, classes: number, inferenceMs: number }>
+  run: (model: string, batch: number, data: Float32Array) => Promise<{ logits: Float32Array, classes: number, scores?: Float32Array, inferenceMs: number }>
   on: (event: 'idle', listener: () => void) => unknown
 }
 
@@ -20,6 +20,8 @@ export interface BatcherOptions {
 
 export interface BatchResult {
   logits: Float32Array
+  /** This image's graph scores (output.scores), in scoreOutputsOf order, when the model has some. */
+  scores?: Float32Array
   queueMs: number
   inferenceMs: number
   batchSize: number
@@ -194,11 +196,13 @@ export class Batcher {
     const n = this.options.sampleSize
     const data = new Float32Array(batch.length * n)
     batch.forEach((p, i) => data.set(p.tensor, i * n))
-    this.runner.run(this.model, batch.length, data).then(({ logits, classes, inferenceMs }) => {
+    this.runner.run(this.model, batch.length, data).then(({ logits, classes, scores, inferenceMs }) => {
       this.observer.onBatch?.(batch.length, inferenceMs)
+      const k = scores === undefined ? 0 : scores.length / batch.length
       batch.forEach((p, i) => {
         p.resolve({
           logits: logits.subarray(i * classes, (i + 1) * classes),
+          ...(scores !== undefined ? { scores: scores.subarray(i * k, (i + 1) * k) } : {}),
           queueMs: now - p.enqueuedAt,
           inferenceMs,
           batchSize: batch.length

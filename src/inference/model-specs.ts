@@ -3,6 +3,7 @@
 // nothing else: a reload that changes only a threshold, labels' text, mean/std or the version
 // keeps the session, and a model whose file changed gets a new one beside the old.
 import type { LoadedEntry, LoadedManifest } from '../registry/load-manifest.js'
+import { scoreOutputsOf } from '../registry/manifest-schema.js'
 import type { WorkerModelSpec } from './protocol.js'
 
 export interface SpecOptions {
@@ -16,7 +17,8 @@ export function maxBatchSizeOf (m: LoadedEntry, options: SpecOptions): number {
 
 export function sessionKey (m: LoadedEntry, options: SpecOptions): string {
   const { input, output } = m
-  return [m.sha256.slice(0, 16), input.name, output.name, `${input.channels}x${input.height}x${input.width}`, m.labels.length, maxBatchSizeOf(m, options)].join(':')
+  const scores = scoreOutputsOf(output).map((s) => s.name).join('+')
+  return [m.sha256.slice(0, 16), input.name, output.name, scores, `${input.channels}x${input.height}x${input.width}`, m.labels.length, maxBatchSizeOf(m, options)].join(':')
 }
 
 export function modelSpec (manifest: LoadedManifest<LoadedEntry>, m: LoadedEntry, options: SpecOptions): WorkerModelSpec {
@@ -28,6 +30,7 @@ export function modelSpec (manifest: LoadedManifest<LoadedEntry>, m: LoadedEntry
     outputName: m.output.name,
     sampleShape: [m.input.channels, m.input.height, m.input.width],
     warmupBatchSizes: [...new Set([1, maxBatchSizeOf(m, options)])],
+    scoreOutputs: scoreOutputsOf(m.output).map((s) => s.name),
     labels: m.labels.length,
     where: `${manifest.file}: models[${m.index}] (model "${m.name}")`
   }

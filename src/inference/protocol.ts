@@ -17,6 +17,8 @@ export interface WorkerModelSpec {
   sampleShape: [number, number, number]
   /** Batch sizes to run once when loaded, so the first real requests pay no warm-up cost. */
   warmupBatchSizes: number[]
+  /** Graph outputs holding one score per image (output.scores), returned with the logits. */
+  scoreOutputs: string[]
   /** How many labels the manifest lists: the output width the graph must have. */
   labels: number
   /** "<manifest file>: models[i] (model "name")", the prefix of a field-naming message. */
@@ -48,6 +50,6 @@ export type FromWorker =
   | ({ type: 'init-error' } & LoadFailure)
   | { type: 'loaded', id: number, providers: Record<string, Provider>, warnings: string[] }
   | ({ type: 'load-error', id: number } & LoadFailure)
-  | { type: 'result', id: number, logits: ArrayBuffer, classes: number, inferenceMs: number }
+  | { type: 'result', id: number, logits: ArrayBuffer, classes: number, scores?: ArrayBuffer, inferenceMs: number }
   | { type: 'run-error', id: number, message: string }
   | { type: 'closed' }

@@ -6,6 +6,8 @@ import type { Provider, WorkerModelSpec } from './protocol.js'
 export interface RunResult {
   logits: Float32Array
   classes: number
+  /** The graph's score outputs (output.scores), batch × their number, row-major. */
+  scores?: Float32Array
   inferenceMs: number
 }
 

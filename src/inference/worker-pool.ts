@@ -174,7 +174,7 @@ export class WorkerPool extends EventEmitter implements InferenceRunner {
             if (job === null || job.id !== msg.id) break
             slot.job = null
             if (msg.type === 'result') {
-              job.resolve({ logits: new Float32Array(msg.logits), classes: msg.classes, inferenceMs: msg.inferenceMs })
+              job.resolve({ logits: new Float32Array(msg.logits), classes: msg.classes, ...(msg.scores !== undefined ? { scores: new Float32Array(msg.scores) } : {}), inferenceMs: msg.inferenceMs })
             } else {
               job.reject(new InferenceFailedError(msg.message))
             }

@@ -33,13 +33,28 @@ async function createSession (spec: WorkerModelSpec, provider: Provider): Promis
   })
 }
 
-async function run (spec: WorkerModelSpec, session: ort.InferenceSession, batch: number, data: Float32Array): Promise<Float32Array> {
+interface Outputs {
+  logits: Float32Array
+  /** batch × scoreOutputs.length, row-major; undefined when the model has none. */
+  scores: Float32Array | undefined
+}
+
+async function run (spec: WorkerModelSpec, session: ort.InferenceSession, batch: number, data: Float32Array): Promise<Outputs> {
   const input = new ort.Tensor('float32', data, [batch, ...spec.sampleShape])
   const outputs = await session.run({ [spec.inputName]: input })
+  input.dispose()
   const out = outputs[spec.outputName]
   if (out === undefined) throw new Error(`model has no output named "${spec.outputName}"`)
-  input.dispose()
-  return out.data as Float32Array
+  if (spec.scoreOutputs.length === 0) return { logits: out.data as Float32Array, scores: undefined }
+  // Interleave the score outputs per image: [image 0: score a, score b, …][image 1: …].
+  const k = spec.scoreOutputs.length
+  const scores = new Float32Array(batch * k)
+  spec.scoreOutputs.forEach((name, j) => {
+    const values = outputs[name]?.data as Float32Array | undefined
+    if (values === undefined || values.length !== batch) throw new Error(`output "${name}" has ${values?.length ?? 0} values for a batch of ${batch}`)
+    for (let i = 0; i < batch; i++) scores[i * k + j] = values[i] as number
+  })
+  return { logits: out.data as Float32Array, scores }
 }
 
 class LoadError extends Error {
@@ -78,6 +93,7 @@ async function loadOne (spec: WorkerModelSpec, warnings: string[]): Promise<{ se
     outputName: spec.outputName,
     sampleShape: spec.sampleShape,
     labels: spec.labels,
+    scoreOutputs: spec.scoreOutputs,
     maxBatchSize: Math.max(...spec.warmupBatchSizes)
   })
   try {
@@ -85,7 +101,7 @@ async function loadOne (spec: WorkerModelSpec, warnings: string[]): Promise<{ se
     for (const n of spec.warmupBatchSizes) {
       let logits: Float32Array
       try {
-        logits = await run(spec, session, n, new Float32Array(n * spec.sampleShape[0] * spec.sampleShape[1] * spec.sampleShape[2]))
+        ({ logits } = await run(spec, session, n, new Float32Array(n * spec.sampleShape[0] * spec.sampleShape[1] * spec.sampleShape[2])))
       } catch (err) {
         throw new LoadError({ message: `model "${spec.name}": warm-up run failed: ${(err as Error).message}`, provider, providerFailed: false, manifest: false })
       }
@@ -174,16 +190,18 @@ port.on('message', (msg: ToWorker) => {
         return
       }
       const started = performance.now()
-      run(entry.spec, entry.session, msg.batch, new Float32Array(msg.data)).then((logits) => {
+      run(entry.spec, entry.session, msg.batch, new Float32Array(msg.data)).then(({ logits, scores }) => {
         // A copy we own and can transfer: ORT's output may be a view on memory it manages.
         const own = logits.slice()
+        const transfer = [own.buffer as ArrayBuffer, ...(scores !== undefined ? [scores.buffer as ArrayBuffer] : [])]
         post({
           type: 'result',
           id: msg.id,
           logits: own.buffer as ArrayBuffer,
           classes: own.length / msg.batch,
+          ...(scores !== undefined ? { scores: scores.buffer as ArrayBuffer } : {}),
           inferenceMs: performance.now() - started
-        }, [own.buffer as ArrayBuffer])
+        }, transfer)
       }, (err: Error) => {
         post({ type: 'run-error', id: msg.id, message: err.message })
       })

@@ -1,7 +1,7 @@
 // From one row of logits to what the API answers: prediction, top-k and the OOD decision.
 // Pure: no I/O, no Fastify; the route adds timings.
 import type { CalibratedEntry } from '../registry/manifest-schema.js'
-import { argmax, maxOf, score, softmax, type Logits } from './scores.js'
+import { argmax, maxOf, score, softmax, type GraphScores, type Logits } from './scores.js'
 import { conformalPValue } from './threshold.js'
 
 export interface TopKEntry {
@@ -26,11 +26,12 @@ export interface Decision {
   ood: OodResult
 }
 
-export function decide (model: Pick<CalibratedEntry, 'labels' | 'ood' | 'output'>, logits: Logits, k: number): Decision {
+/** `graph`: the scores the model's graph computed for this image (output.scores), if any. */
+export function decide (model: Pick<CalibratedEntry, 'labels' | 'ood' | 'output'>, logits: Logits, k: number, graph?: GraphScores): Decision {
   const probabilities = softmax(logits)
   const order = Array.from(probabilities.keys()).sort((a, b) => (probabilities[b] as number) - (probabilities[a] as number))
   const classIndex = argmax(logits)
-  const s = score(model.ood.score, logits)
+  const s = score(model.ood.score, logits, graph)
   const ood: OodResult = {
     score: s,
     kind: model.ood.score,

@@ -1,6 +1,9 @@
-// OOD scores from one row of logits. Higher = more in-distribution for every kind, so the
-// reject rule is always `score < threshold`. Mirrors training/scores.py.
-import type { ScoreKind } from '../registry/manifest-schema.js'
+// OOD scores from one row of logits, or from a post-hoc detector's own graph output. Higher =
+// more in-distribution for every kind, so the reject rule is always `score < threshold`.
+// Mirrors training/scores.py.
+import { scoreOutputsOf, type GraphScoreKind, type ScoreKind } from '../registry/manifest-schema.js'
+
+type LogitScoreKind = Exclude<ScoreKind, GraphScoreKind>
 
 export type Logits = ArrayLike<number>
 
@@ -59,8 +62,27 @@ export function energy (logits: Logits): number {
   return logSumExp(logits)
 }
 
-const SCORES: Record<ScoreKind, (logits: Logits) => number> = { mds, entropic, msp, maxlogit, energy }
+const LOGIT_SCORES: Record<LogitScoreKind, (logits: Logits) => number> = { mds, entropic, msp, maxlogit, energy }
 
-export function score (kind: ScoreKind, logits: Logits): number {
-  return SCORES[kind](logits)
+/** Scores a graph computed itself (a post-hoc detector's output), by kind, for one image. */
+export type GraphScores = Partial<Record<GraphScoreKind, number>>
+
+/** One image's row of graph scores (in scoreOutputsOf order) by kind; undefined without any. */
+export function graphScoresOf (output: Parameters<typeof scoreOutputsOf>[0], row: ArrayLike<number> | undefined): GraphScores | undefined {
+  if (row === undefined) return undefined
+  const out: GraphScores = {}
+  scoreOutputsOf(output).forEach(({ kind }, i) => { out[kind] = row[i] as number })
+  return out
+}
+
+export function isGraphScore (kind: ScoreKind): kind is GraphScoreKind {
+  return !(kind in LOGIT_SCORES)
+}
+
+/** The score of one image: computed from its logits, or read from the graph's own output. */
+export function score (kind: ScoreKind, logits: Logits, graph?: GraphScores): number {
+  if (!isGraphScore(kind)) return LOGIT_SCORES[kind](logits)
+  const s = graph?.[kind]
+  if (s === undefined) throw new Error(`score "${kind}" comes from the model's graph, and this model has no such output`)
+  return s
 }

@@ -25,6 +25,8 @@ export interface GraphExpectation {
   /** [channels, height, width] */
   sampleShape: readonly [number, number, number]
   labels: number
+  /** Outputs that must hold one float32 score per image (output.scores). */
+  scoreOutputs?: readonly string[]
   /** The largest batch the service will run (manifest batching, or MAX_BATCH_SIZE). */
   maxBatchSize: number
 }
@@ -85,6 +87,18 @@ export function graphMismatches (graph: GraphInfo, want: GraphExpectation): stri
       } else if (isFixed(shape[1]) && shape[1] !== want.labels) {
         problems.push(`labels: the manifest lists ${want.labels} labels; the graph's output "${want.outputName}" has ${shape[1]} classes, shape ${fmt(shape)}`)
       }
+    }
+  }
+  for (const name of want.scoreOutputs ?? []) {
+    const v = graph.outputs.find((o) => o.name === name)
+    if (v === undefined) {
+      problems.push(`output.scores: the manifest names an output "${name}"; the graph's outputs are ${outputs.map((n) => `"${n}"`).join(', ')}`)
+      continue
+    }
+    if (!v.isTensor || (v.type !== undefined && v.type !== 'float32')) problems.push(`output.scores: "${name}" must be a float32 tensor; the graph has ${v.isTensor ? v.type ?? '?' : 'a non-tensor'}`)
+    const shape = v.shape
+    if (shape !== undefined && shape.length > 0 && !(shape.length === 1 || (shape.length === 2 && (shape[1] === 1 || !isFixed(shape[1]))))) {
+      problems.push(`output.scores: "${name}" must hold one score per image, [batch] or [batch, 1]; the graph's is ${fmt(shape)}`)
     }
   }
   return problems

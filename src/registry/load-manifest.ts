@@ -7,7 +7,7 @@ import { readFile, stat } from 'node:fs/promises'
 import path from 'node:path'
 import type { z } from 'zod'
 import { ManifestError } from '../errors.js'
-import { ManifestSchema, type CalibratedEntry, type Manifest, type ModelEntry } from './manifest-schema.js'
+import { GRAPH_SCORE_KINDS, ManifestSchema, type CalibratedEntry, type GraphScoreKind, type Manifest, type ModelEntry } from './manifest-schema.js'
 
 /** A model as the service serves it: calibrated, its ONNX file found and verified. */
 export interface LoadedModel extends CalibratedEntry {
@@ -75,6 +75,10 @@ export function parseManifest (file: string, raw: unknown): Manifest {
     const scores = m.ood?.calibration.scores
     if (scores !== undefined && scores.some((v, j) => j > 0 && v < (scores[j - 1] as number))) {
       throw new ManifestError(`${where}.ood.calibration.scores: must be sorted ascending`)
+    }
+    const kind = m.ood?.score
+    if (kind !== undefined && (GRAPH_SCORE_KINDS as readonly string[]).includes(kind) && m.output.scores?.[kind as GraphScoreKind] === undefined) {
+      throw new ManifestError(`${where}.ood.score: "${kind}" is computed by the model's graph, but output.scores names no "${kind}" output`)
     }
     if (m.head === 'softmax' && m.ood?.score === 'mds') {
       throw new ManifestError(`${where}.ood.score: "mds" needs a distance head (isomaxplus or isomax), not softmax`)

@@ -4,8 +4,17 @@
 // these schemas (npm run manifest-schema) for the Python side to validate against.
 import { z } from 'zod'
 
-export const SCORE_KINDS = ['mds', 'entropic', 'msp', 'maxlogit', 'energy'] as const
+/** Scores computed from a model's logits. */
+export const LOGIT_SCORE_KINDS = ['mds', 'entropic', 'msp', 'maxlogit', 'energy'] as const
+/**
+ * Scores a post-hoc detector computes inside the ONNX graph, read from an output of their own
+ * (output.scores): mahalanobis = −(the smallest Mahalanobis distance of the image's features to
+ * a class mean), a class-conditional Gaussian with tied covariance fitted on training features.
+ */
+export const GRAPH_SCORE_KINDS = ['mahalanobis'] as const
+export const SCORE_KINDS = [...LOGIT_SCORE_KINDS, ...GRAPH_SCORE_KINDS] as const
 export type ScoreKind = typeof SCORE_KINDS[number]
+export type GraphScoreKind = typeof GRAPH_SCORE_KINDS[number]
 
 const finite = z.number().refine(Number.isFinite, 'expected a finite number')
 
@@ -53,7 +62,9 @@ export const ModelEntrySchema = z.object({
   input: InputSpecSchema,
   output: z.object({
     name: z.string().min(1),
-    holds: z.enum(['negative-distances', 'logits'])
+    holds: z.enum(['negative-distances', 'logits']),
+    // Graph outputs holding one score per image ([batch] or [batch, 1]), by score kind.
+    scores: z.partialRecord(z.enum(GRAPH_SCORE_KINDS), z.string().min(1)).optional()
   }).strict(),
   labels: z.array(z.string().min(1)).min(2),
   // Absent until `npm run calibrate` has run: the service refuses to serve such a model.
@@ -68,6 +79,17 @@ export const ManifestSchema = z.object({
   default: z.string().min(1),
   models: z.array(ModelEntrySchema).min(1)
 }).strict()
+
+/**
+ * A model's graph score outputs in one fixed order (GRAPH_SCORE_KINDS'): the order the
+ * workers return them in, one row per image.
+ */
+export function scoreOutputsOf (output: { scores?: Partial<Record<GraphScoreKind, string>> | undefined }): Array<{ kind: GraphScoreKind, name: string }> {
+  return GRAPH_SCORE_KINDS.flatMap((kind) => {
+    const name = output.scores?.[kind]
+    return name === undefined ? [] : [{ kind, name }]
+  })
+}
 
 export type InputSpec = z.infer<typeof InputSpecSchema>
 export type ModelEntry = z.infer<typeof ModelEntrySchema>

@@ -4,6 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { z } from 'zod'
 import { BadRequestError, ModelNotFoundError } from '../errors.js'
 import { decide } from '../ood/decision.js'
+import { graphScoresOf } from '../ood/scores.js'
 import { preprocess, type PreprocessLimits } from '../preprocess/preprocess.js'
 import type { LoadedModel } from '../registry/load-manifest.js'
 import { observeClassified } from '../plugins/metrics.js'
@@ -43,7 +44,7 @@ export default async function classifyRoutes (app: FastifyInstance, opts: Classi
       decodeMs = performance.now() - t0
       return tensor
     }, opts.requestTimeoutMs)
-    const decision = decide(model, run.logits, query.topK)
+    const decision = decide(model, run.logits, query.topK, graphScoresOf(model.output, run.scores))
     observeClassified(metrics, model.name, run.queueMs, decision.ood)
     return {
       model: model.name,

@@ -11,6 +11,7 @@ import { PACKAGE_VERSION } from '../version.js'
 import { ModelNotFoundError, ModelVersionNotFoundError, NotReadyError } from '../errors.js'
 import type { Generation } from '../inference/generation.js'
 import { decide } from '../ood/decision.js'
+import { graphScoresOf } from '../ood/scores.js'
 import { inferResponse, modelOutputs, type Classified } from '../oip/outputs.js'
 import { IMAGE_INPUT, parseInfer, type InferLimits, type ModelInput } from '../oip/request.js'
 import { observeClassified } from '../plugins/metrics.js'
@@ -111,7 +112,7 @@ export default async function v2Routes (app: FastifyInstance, opts: V2RouteOptio
       : Array.from({ length: input.count }, async (_, i) => await batcher.submit(input.data.subarray(i * sample, (i + 1) * sample), opts.requestTimeoutMs))
     const results = await Promise.all(runs)
     return results.map((run) => {
-      const decision = decide(model, run.logits, 1)
+      const decision = decide(model, run.logits, 1, graphScoresOf(model.output, run.scores))
       observeClassified(metrics, model.name, run.queueMs, decision.ood)
       return { logits: run.logits, decision }
     })

@@ -77,3 +77,11 @@ t.test('calibrate refuses it too (exit 2, one line naming the field)', async (t)
   t.equal(r.status, 2)
   t.match(r.stderr, /^calibrate: error: .*\.input\.height: the manifest says 32; the graph's input is \["batch", 1, 28, 28\]/m)
 })
+
+t.test('graph score outputs (output.scores): present, float32, one score per image', async (t) => {
+  const withScore: GraphInfo = { ...graph, outputs: [...graph.outputs, { name: 'mahalanobis', isTensor: true, type: 'float32', shape: ['batch'] }] }
+  t.same(graphMismatches(withScore, { ...want, scoreOutputs: ['mahalanobis'] }), [])
+  t.same(graphMismatches({ ...graph, outputs: [...graph.outputs, { name: 'mahalanobis', isTensor: true, type: 'float32', shape: ['batch', 1] }] }, { ...want, scoreOutputs: ['mahalanobis'] }), [], '[batch, 1] is one per image too')
+  t.match(graphMismatches(graph, { ...want, scoreOutputs: ['mahalanobis'] }), [/^output\.scores: the manifest names an output "mahalanobis"; the graph's outputs are "logits"/])
+  t.match(graphMismatches({ ...graph, outputs: [...graph.outputs, { name: 'mahalanobis', isTensor: true, type: 'float32', shape: ['batch', 10] }] }, { ...want, scoreOutputs: ['mahalanobis'] }), [/one score per image, \[batch\] or \[batch, 1\]; the graph's is \["batch", 10\]/])
+})

@@ -1,5 +1,6 @@
 // Command-line parsing for the tools: node's parseArgs, with errors turned into one clear line.
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { isGraphScore } from '../../ood/scores.js'
 import type { LoadedEntry, LoadedManifest } from '../../registry/load-manifest.js'
 import { SCORE_KINDS, type ScoreKind } from '../../registry/manifest-schema.js'
 
@@ -69,5 +70,8 @@ export function requireModel<M extends LoadedEntry> (manifest: LoadedManifest<M>
 export function requireScoreFits (kind: ScoreKind, model: LoadedEntry, where: string): void {
   if (kind === 'mds' && model.output.holds !== 'negative-distances') {
     throw new UsageError(`${where}: mds needs a distance head; "${model.name}" outputs plain logits`)
+  }
+  if (isGraphScore(kind) && model.output.scores?.[kind] === undefined) {
+    throw new UsageError(`${where}: ${kind} is computed by the model's graph, and "${model.name}" has no such output (output.scores)`)
   }
 }

@@ -84,7 +84,8 @@ export async function calibrate (argv: string[], env: NodeJS.ProcessEnv = proces
   if (n === 0) throw new UsageError(`${dataSpec}: none of the ${dataset.size} images could be read; the manifest is unchanged`)
   const minimum = Math.ceil(1 / (1 - tpr)) - 1
   if (n < minimum) throw new UsageError(`${dataSpec}: ${n} images are too few for TPR ${tpr} (need at least ${minimum}); the manifest is unchanged`)
-  const scores = logits.map((l) => score(kind, l))
+  const graph = run.outputs.get(model.name)!.graph
+  const scores = logits.map((l, i) => score(kind, l, graph[i]))
   const threshold = thresholdAtTpr(scores, tpr)
   const achieved = scores.filter((s) => s >= threshold).length / n
   const ood: OodSpec = {

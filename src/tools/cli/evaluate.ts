@@ -84,7 +84,10 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
     const idRun = await runDataset(engine, models, idSet, 'ID  ' + idSpec, config)
     warnSkipped(idRun, idSpec)
     if (idRun.outputs.get(models[0]!.name)!.logits.length === 0) throw new UsageError(`${idSpec}: none of its images could be read`)
-    const scoresOf = (run: typeof idRun, c: Column): number[] => run.outputs.get(c.model)!.logits.map((l) => score(c.score as ScoreKind, l))
+    const scoresOf = (run: typeof idRun, c: Column): number[] => {
+      const out = run.outputs.get(c.model)!
+      return out.logits.map((l, i) => score(c.score as ScoreKind, l, out.graph[i]))
+    }
     const idScores = new Map(columns.map((c) => [columnKey(c), scoresOf(idRun, c)]))
     const report: Report = {
       generatedAt: new Date().toISOString(),
@@ -104,7 +107,7 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
         ? null
         : known.filter(({ l, i }) => argmax(out.logits[i]!) === l).length / known.length
       const own = columns.find((c) => c.model === m.name && c.isManifestScore)
-      report.idRejectRate[m.name] = own !== undefined ? rejectRate(idScores.get(columnKey(own))!, m.ood.threshold) : rejectRate(out.logits.map((l) => score(m.ood.score, l)), m.ood.threshold)
+      report.idRejectRate[m.name] = own !== undefined ? rejectRate(idScores.get(columnKey(own))!, m.ood.threshold) : rejectRate(out.logits.map((l, i) => score(m.ood.score, l, out.graph[i])), m.ood.threshold)
     }
     for (const o of oodSets) {
       const run = await runDataset(engine, models, o.dataset, 'OOD ' + o.label, config)

@@ -7,6 +7,7 @@ import { preprocessLimits } from '../../preprocess/limits.js'
 import { preprocess } from '../../preprocess/preprocess.js'
 import type { LoadedEntry, LoadedManifest } from '../../registry/load-manifest.js'
 import type { Dataset, Sample } from '../datasets/types.js'
+import { graphScoresOf, type GraphScores } from '../../ood/scores.js'
 import { progress } from './progress.js'
 import type { Config } from '../../config.js'
 
@@ -14,6 +15,8 @@ export interface ModelOutputs {
   model: LoadedEntry
   /** n × classes logits, in data set order, unreadable images left out. */
   logits: Float32Array[]
+  /** The graph's own scores per image (output.scores), parallel to `logits`. */
+  graph: Array<GraphScores | undefined>
   /** Class index per image, −1 when the source has no label the model knows. */
   labels: number[]
 }
@@ -50,21 +53,21 @@ export async function startEngine<M extends LoadedEntry> (manifest: LoadedManife
 export async function runDataset<M extends LoadedEntry> (engine: Engine<M>, models: M[], dataset: Dataset, label: string, config: Config): Promise<DatasetRun> {
   const started = performance.now()
   const hash = createHash('sha256')
-  const outputs = new Map<string, ModelOutputs>(models.map((m) => [m.name, { model: m, logits: [], labels: [] }]))
+  const outputs = new Map<string, ModelOutputs>(models.map((m) => [m.name, { model: m, logits: [], graph: [], labels: [] }]))
   const skipped = { count: 0, names: [] as string[], reasons: [] as string[] }
   const bar = progress(label, dataset.size)
   // Keep the batchers fed without overrunning their bounded queues.
   const limits = preprocessLimits(config)
   const window = Math.max(1, Math.min(config.MAX_QUEUE_SIZE, 128))
   const inFlight = new Set<Promise<void>>()
-  const results: Array<Array<Float32Array | null> | null> = []
+  const results: Array<Array<{ logits: Float32Array, graph: GraphScores | undefined }> | null> = []
   const labelsOf: number[][] = []
   let index = 0
 
   async function one (sample: Sample, i: number): Promise<void> {
     try {
       const tensors = new Map<string, Float32Array>()
-      const row: Array<Float32Array | null> = []
+      const row: Array<{ logits: Float32Array, graph: GraphScores | undefined }> = []
       for (const m of models) {
         // Models with the same input spec share one preprocessed tensor.
         const key = JSON.stringify(m.input)
@@ -74,7 +77,7 @@ export async function runDataset<M extends LoadedEntry> (engine: Engine<M>, mode
           tensors.set(key, tensor)
         }
         const run = await engine.classifyTensor(m.name, tensor, 600_000)
-        row.push(Float32Array.from(run.logits))
+        row.push({ logits: Float32Array.from(run.logits), graph: graphScoresOf(m.output, run.scores) })
       }
       results[i] = row
       labelsOf[i] = models.map((m) => labelIndex(sample, m))
@@ -102,7 +105,8 @@ export async function runDataset<M extends LoadedEntry> (engine: Engine<M>, mode
     if (row === null || row === undefined) continue
     models.forEach((m, j) => {
       const out = outputs.get(m.name)!
-      out.logits.push(row[j]!)
+      out.logits.push(row[j]!.logits)
+      out.graph.push(row[j]!.graph)
       out.labels.push(labelsOf[i]![j]!)
     })
   }
