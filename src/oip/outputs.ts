@@ -113,8 +113,13 @@ export function inferResponse (model: LoadedModel, rows: Classified[], requested
     model_name: model.name,
     model_version: model.version,
     ...(params.id !== undefined ? { id: params.id } : {}),
-    // The decision rule travels with the scores: reject when ood_score < ood_threshold.
-    parameters: { ood_score_kind: model.ood.score, ood_threshold: model.ood.threshold },
+    // The decision rule travels with the scores: reject when ood_score < ood_threshold (with
+    // per-class calibration, the predicted class's entry of ood_class_thresholds).
+    parameters: {
+      ood_score_kind: model.ood.score,
+      ood_threshold: model.ood.threshold,
+      ...(model.ood.classThresholds !== undefined ? { ood_class_thresholds: model.ood.classThresholds } : {})
+    },
     outputs
   }
   return { json, binary }

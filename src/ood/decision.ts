@@ -27,18 +27,22 @@ export interface Decision {
 }
 
 /** `graph`: the scores the model's graph computed for this image (output.scores), if any. */
-export function decide (model: Pick<CalibratedEntry, 'labels' | 'ood' | 'output'>, logits: Logits, k: number, graph?: GraphScores): Decision {
-  const probabilities = softmax(logits)
+export function decide (model: Pick<CalibratedEntry, 'labels' | 'ood' | 'output' | 'probabilities'>, logits: Logits, k: number, graph?: GraphScores): Decision {
+  const probabilities = softmax(logits, model.probabilities?.temperature ?? 1)
   const order = Array.from(probabilities.keys()).sort((a, b) => (probabilities[b] as number) - (probabilities[a] as number))
   const classIndex = argmax(logits)
   const s = score(model.ood.score, logits, graph)
+  // Mondrian calibration, when calibrate made it: the predicted class's own threshold and
+  // calibration scores (a class with too few calibration images has the global ones).
+  const threshold = model.ood.classThresholds?.[classIndex] ?? model.ood.threshold
   const ood: OodResult = {
     score: s,
     kind: model.ood.score,
-    threshold: model.ood.threshold,
-    reject: s < model.ood.threshold
+    threshold,
+    reject: s < threshold
   }
-  const calibration = model.ood.calibration.scores
+  const own = model.ood.calibration.classScores?.[classIndex]
+  const calibration = own !== undefined && own.length > 0 ? own : model.ood.calibration.scores
   if (calibration !== undefined && calibration.length > 0) ood.pValue = conformalPValue(calibration, s)
   // Distance heads output −d: the nearest prototype is at distance −max(logits).
   if (model.output.holds === 'negative-distances') ood.minDistance = -maxOf(logits)

@@ -27,10 +27,12 @@ export function logSumExp (logits: Logits): number {
   return m + Math.log(sum)
 }
 
-export function softmax (logits: Logits): Float64Array {
-  const lse = logSumExp(logits)
-  const p = new Float64Array(logits.length)
-  for (let i = 0; i < logits.length; i++) p[i] = Math.exp((logits[i] as number) - lse)
+/** softmax(logits / temperature): a temperature fitted on held-out data calibrates the probabilities. */
+export function softmax (logits: Logits, temperature = 1): Float64Array {
+  const scaled = temperature === 1 ? logits : Array.from(logits, (l) => l / temperature)
+  const lse = logSumExp(scaled)
+  const p = new Float64Array(scaled.length)
+  for (let i = 0; i < scaled.length; i++) p[i] = Math.exp((scaled[i] as number) - lse)
   return p
 }
 

@@ -76,6 +76,14 @@ export function parseManifest (file: string, raw: unknown): Manifest {
     if (scores !== undefined && scores.some((v, j) => j > 0 && v < (scores[j - 1] as number))) {
       throw new ManifestError(`${where}.ood.calibration.scores: must be sorted ascending`)
     }
+    const perClass = m.ood?.classThresholds
+    if (perClass !== undefined && perClass.length !== m.labels.length) {
+      throw new ManifestError(`${where}.ood.classThresholds: ${perClass.length} thresholds for ${m.labels.length} labels`)
+    }
+    const classScores = m.ood?.calibration.classScores
+    if (classScores !== undefined && (classScores.length !== m.labels.length || classScores.some((s) => s.some((v, j) => j > 0 && v < (s[j - 1] as number))))) {
+      throw new ManifestError(`${where}.ood.calibration.classScores: one ascending list per label (${m.labels.length})`)
+    }
     const kind = m.ood?.score
     if (kind !== undefined && (GRAPH_SCORE_KINDS as readonly string[]).includes(kind) && m.output.scores?.[kind as GraphScoreKind] === undefined) {
       throw new ManifestError(`${where}.ood.score: "${kind}" is computed by the model's graph, but output.scores names no "${kind}" output`)

@@ -44,13 +44,32 @@ export const CalibrationSchema = z.object({
   tool: z.string().min(1),
   toolVersion: z.string().optional(),
   // A compact, sorted sample (quantiles) of calibration scores, for conformal p-values.
-  scores: z.array(finite).optional()
+  scores: z.array(finite).optional(),
+  // Per predicted class (Mondrian): the same, from the images predicted as that class.
+  classScores: z.array(z.array(finite)).optional(),
+  classN: z.array(z.number().int().min(0)).optional()
 }).strict()
 
 export const OodSchema = z.object({
   score: z.enum(SCORE_KINDS),
+  // The global threshold: reject when score < threshold.
   threshold: finite,
+  // Mondrian (class-conditional) thresholds, one per class, applied by the predicted class
+  // instead of the global one, so every class's false-reject rate is about 1 − target TPR.
+  classThresholds: z.array(finite).optional(),
   calibration: CalibrationSchema
+}).strict()
+
+// Written by calibrate with the OOD block: the temperature that makes softmax(logits / T)
+// honest probabilities (fitted on labelled held-out data by minimising NLL). The decision
+// score never uses it.
+export const ProbabilitiesSchema = z.object({
+  temperature: finite.refine((v) => v > 0, 'temperature must be > 0'),
+  n: z.number().int().min(1),
+  data: z.string().min(1),
+  date: z.string().min(1),
+  nll: z.object({ before: finite, after: finite }).strict(),
+  ece: z.object({ before: finite, after: finite }).strict()
 }).strict()
 
 export const ModelEntrySchema = z.object({
@@ -69,6 +88,8 @@ export const ModelEntrySchema = z.object({
   labels: z.array(z.string().min(1)).min(2),
   // Absent until `npm run calibrate` has run: the service refuses to serve such a model.
   ood: OodSchema.optional(),
+  // Absent: probabilities are softmax(logits) as the graph gives them.
+  probabilities: ProbabilitiesSchema.optional(),
   batching: z.object({
     maxBatchSize: z.number().int().min(1).max(4096),
     maxQueueDelayMs: z.number().min(0).max(10_000)
@@ -97,3 +118,4 @@ export type ModelEntry = z.infer<typeof ModelEntrySchema>
 export type CalibratedEntry = ModelEntry & { ood: OodSpec }
 export type Manifest = z.infer<typeof ManifestSchema>
 export type OodSpec = z.infer<typeof OodSchema>
+export type ProbabilitiesSpec = z.infer<typeof ProbabilitiesSchema>

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto'
 import { open, readFile, rename, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import { ManifestError } from '../errors.js'
-import type { OodSpec } from './manifest-schema.js'
+import type { OodSpec, ProbabilitiesSpec } from './manifest-schema.js'
 import { parseManifest } from './load-manifest.js'
 
 export async function writeFileAtomic (file: string, text: string): Promise<void> {
@@ -25,11 +25,16 @@ export async function writeFileAtomic (file: string, text: string): Promise<void
   }
 }
 
-export async function updateOodBlock (file: string, modelName: string, ood: OodSpec): Promise<void> {
-  const raw = JSON.parse(await readFile(file, 'utf8')) as { models: Array<{ name: string, ood: unknown }> }
+/**
+ * Calibrate's two blocks of one entry: `ood` always; `probabilities` when given (a run on
+ * unlabelled data keeps the temperature it had). Nothing else of the manifest changes.
+ */
+export async function updateCalibration (file: string, modelName: string, ood: OodSpec, probabilities?: ProbabilitiesSpec): Promise<void> {
+  const raw = JSON.parse(await readFile(file, 'utf8')) as { models: Array<{ name: string, ood: unknown, probabilities?: unknown }> }
   const entry = raw.models.find((m) => m.name === modelName)
   if (entry === undefined) throw new ManifestError(`${file}: no model named "${modelName}"`)
   entry.ood = ood
+  if (probabilities !== undefined) entry.probabilities = probabilities
   parseManifest(file, raw) // never write a manifest the server would refuse
   await writeFileAtomic(file, JSON.stringify(raw, null, 2) + '\n')
 }

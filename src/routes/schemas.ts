@@ -39,13 +39,13 @@ export const ModelParamsSchema = z.object({
 export const TopKSchema = z.object({
   label: z.string(),
   classIndex: z.number().int(),
-  probability: z.number().describe('softmax(logits) of the exported model')
+  probability: z.number().describe('softmax(logits / T), T the temperature calibrate fitted (1 without one)')
 }).meta({ id: 'TopKEntry' })
 
 export const OodSchema = z.object({
   score: z.number().describe('The decision score; higher = more in-distribution'),
   kind: z.enum(SCORE_KINDS).describe('Which score decides: mds = −minimum distance, entropic = Σ p log p, msp, maxlogit, energy'),
-  threshold: z.number().describe('Calibrated on in-distribution data; reject when score < threshold'),
+  threshold: z.number().describe('Calibrated on in-distribution data; reject when score < threshold. With per-class (Mondrian) calibration, the predicted class\'s threshold'),
   reject: z.boolean().describe('true = the input looks out-of-distribution: do not trust the label'),
   pValue: z.number().optional().describe('Conformal p-value of the score against the calibration scores; small = unusual'),
   minDistance: z.number().optional().describe('Distance to the nearest class prototype (distance-head models only)')

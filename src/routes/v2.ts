@@ -48,7 +48,7 @@ const InferResponseSchema = z.object({
   model_name: z.string(),
   model_version: z.string(),
   id: z.string().optional(),
-  parameters: z.object({ ood_score_kind: z.string(), ood_threshold: z.number() }).describe('The decision rule: ood_reject = ood_score < ood_threshold'),
+  parameters: z.object({ ood_score_kind: z.string(), ood_threshold: z.number(), ood_class_thresholds: z.array(z.number()).optional() }).describe('The decision rule: ood_reject = ood_score < ood_threshold, or < ood_class_thresholds[class_index] when the model is calibrated per class'),
   outputs: z.array(z.object({
     name: z.string(),
     datatype: z.string(),

@@ -1,18 +1,20 @@
-// npm run calibrate -- --model NAME --data PATH [--tpr 0.95]
+// npm run calibrate -- --model NAME --data PATH [--tpr 0.95] [--per-class]
 //
 // Scores in-distribution data through the serving path and writes the model's threshold and
-// calibration record into the manifest (that model's OOD block only, atomically).
+// calibration record into the manifest (its OOD block), and — when the data is labelled — the
+// temperature that calibrates its probabilities (its "probabilities" block), atomically.
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { loadConfig } from '../../config.js'
 import { repoRoot } from '../datasets/repo-root.js'
 import { resolveDataset } from '../datasets/resolve.js'
 import { quantileSummary } from '../evaluation/quantiles.js'
-import { score } from '../../ood/scores.js'
+import { argmax, score } from '../../ood/scores.js'
+import { classThresholds, ece, fitTemperature, nll } from '../evaluation/calibration-metrics.js'
 import { thresholdAtTpr } from '../../ood/threshold.js'
-import { SCORE_KINDS, type OodSpec } from '../../registry/manifest-schema.js'
+import { SCORE_KINDS, type OodSpec, type ProbabilitiesSpec } from '../../registry/manifest-schema.js'
 import { loadManifest } from '../../registry/load-manifest.js'
-import { updateOodBlock } from '../../registry/update-manifest.js'
+import { updateCalibration } from '../../registry/update-manifest.js'
 import { parse, parseScore, parseTpr, requireModel, requireOption, requireScoreFits, UsageError } from './args.js'
 import { runCli } from './main.js'
 import { runDataset, startEngine, warnSkipped } from './run-dataset.js'
@@ -28,6 +30,10 @@ threshold and calibration record (its "ood" block) into the manifest, atomically
   --score KIND       the decision score (${SCORE_KINDS.join(', ')}); required
                      the first time, then defaults to the manifest's
   --tpr T            target true-positive rate, 0 < T < 1 (default 0.95)
+  --per-class        also one threshold per predicted class (Mondrian), so every class's
+                     false-reject rate is about 1 − T, not only the average
+  --no-temperature   do not fit the probabilities' temperature (fitted whenever the data
+                     is labelled: IDX with labels, class folders, the built-in sets)
   --labels FILE      IDX labels, for an IDX --data
   --indices FILE     a JSON array of image indices to use, for an IDX --data
   --manifest FILE    the manifest to read and rewrite (default: $MODELS_MANIFEST, else
@@ -39,6 +45,7 @@ docs/calibration.md explains the scores, the threshold and the data.`
 
 export interface CalibrationResult {
   ood: OodSpec
+  probabilities: ProbabilitiesSpec | undefined
   skipped: number
 }
 
@@ -56,6 +63,8 @@ export async function calibrate (argv: string[], env: NodeJS.ProcessEnv = proces
     score: { type: 'string' },
     manifest: { type: 'string' },
     'dry-run': { type: 'boolean' },
+    'per-class': { type: 'boolean' },
+    'no-temperature': { type: 'boolean' },
     quantiles: { type: 'string' }
   }, USAGE)
   const modelName = requireOption(args.model, 'model', USAGE)
@@ -84,26 +93,32 @@ export async function calibrate (argv: string[], env: NodeJS.ProcessEnv = proces
   if (n === 0) throw new UsageError(`${dataSpec}: none of the ${dataset.size} images could be read; the manifest is unchanged`)
   const minimum = Math.ceil(1 / (1 - tpr)) - 1
   if (n < minimum) throw new UsageError(`${dataSpec}: ${n} images are too few for TPR ${tpr} (need at least ${minimum}); the manifest is unchanged`)
-  const graph = run.outputs.get(model.name)!.graph
+  const { graph, labels } = run.outputs.get(model.name)!
   const scores = logits.map((l, i) => score(kind, l, graph[i]))
   const threshold = thresholdAtTpr(scores, tpr)
   const achieved = scores.filter((s) => s >= threshold).length / n
+  const quantiles = args.quantiles !== undefined ? Number(args.quantiles) : 1000
+  const date = new Date().toISOString().slice(0, 10)
+  const perClass = args['per-class'] === true ? mondrian(scores, logits, model.labels.length, tpr, threshold, quantiles) : undefined
   const ood: OodSpec = {
     score: kind,
     threshold,
+    ...(perClass !== undefined ? { classThresholds: perClass.thresholds } : {}),
     calibration: {
       targetTpr: tpr,
       achievedTpr: achieved,
       n,
       data: dataset.description,
       dataSha256: run.sha256,
-      date: new Date().toISOString().slice(0, 10),
+      date,
       tool: 'isomax-serve calibrate',
       toolVersion: toolVersion(),
-      scores: quantileSummary(scores, args.quantiles !== undefined ? Number(args.quantiles) : 1000)
+      scores: quantileSummary(scores, quantiles),
+      ...(perClass !== undefined ? { classScores: perClass.scores, classN: perClass.counts } : {})
     }
   }
-  if (args['dry-run'] !== true) await updateOodBlock(manifest.file, model.name, ood)
+  const probabilities = args['no-temperature'] === true ? undefined : temperature(logits, labels, dataset.description, date)
+  if (args['dry-run'] !== true) await updateCalibration(manifest.file, model.name, ood, probabilities)
   process.stdout.write([
     `model            ${model.name} ${model.version}`,
     `data             ${dataset.description}`,
@@ -112,10 +127,38 @@ export async function calibrate (argv: string[], env: NodeJS.ProcessEnv = proces
     `threshold        ${threshold}  (the ⌊${(1 - tpr).toFixed(4)}·(n+1)⌋-th smallest score; reject when score < threshold)`,
     `target TPR       ${tpr}`,
     `achieved TPR     ${achieved.toFixed(4)} on the calibration data`,
-    args['dry-run'] === true ? 'manifest         unchanged (--dry-run)' : `manifest         ${manifest.file}: the OOD block of "${model.name}" rewritten`,
+    ...(perClass !== undefined ? [`per class        thresholds ${perClass.thresholds.map((v) => v.toPrecision(4)).join(' ')} (images per predicted class: ${perClass.counts.join(' ')})`] : []),
+    probabilities !== undefined
+      ? `temperature      ${probabilities.temperature.toPrecision(4)}: NLL ${probabilities.nll.before.toFixed(4)} → ${probabilities.nll.after.toFixed(4)}, ECE (15 bins) ${probabilities.ece.before.toFixed(4)} → ${probabilities.ece.after.toFixed(4)} on ${probabilities.n} labelled images`
+      : `temperature      not fitted (${args['no-temperature'] === true ? '--no-temperature' : 'the data has too few labels'}); probabilities stay softmax(logits)${model.probabilities !== undefined ? ' — the manifest keeps its temperature' : ''}`,
+    args['dry-run'] === true ? 'manifest         unchanged (--dry-run)' : `manifest         ${manifest.file}: the calibration of "${model.name}" rewritten`,
     ''
   ].join('\n'))
-  return { ood, skipped: run.skipped.count }
+  return { ood, probabilities, skipped: run.skipped.count }
+}
+
+/** Per predicted class: thresholds and calibration-score summaries (Mondrian calibration). */
+function mondrian (scores: number[], logits: Float32Array[], classes: number, tpr: number, global: number, quantiles: number): { thresholds: number[], scores: number[][], counts: number[] } {
+  const predicted = logits.map((l) => argmax(l))
+  const { thresholds, counts } = classThresholds(scores, predicted, classes, tpr, global)
+  const minimum = Math.ceil(1 / (1 - tpr)) - 1
+  const byClass = Array.from({ length: classes }, (_, c) => scores.filter((_, i) => predicted[i] === c))
+  // A class too small for its own threshold keeps the global one, and so the global p-values
+  // too: an empty list here means "use the global sample".
+  return { thresholds, counts, scores: byClass.map((s) => s.length >= minimum ? quantileSummary(s, quantiles) : []) }
+}
+
+/**
+ * The temperature of softmax(logits / T), fitted on the labelled images (NLL), with NLL and
+ * ECE before and after; undefined when fewer than half the images have a label.
+ */
+function temperature (logits: Float32Array[], labels: number[], data: string, date: string): ProbabilitiesSpec | undefined {
+  const known = labels.map((l, i) => ({ l, i })).filter(({ l }) => l >= 0)
+  if (known.length < logits.length / 2 || known.length < 20) return undefined
+  const rows = known.map(({ i }) => logits[i]!)
+  const y = known.map(({ l }) => l)
+  const t = fitTemperature(rows, y)
+  return { temperature: t, n: rows.length, data, date, nll: { before: nll(rows, y, 1), after: nll(rows, y, t) }, ece: { before: ece(rows, y, 1), after: ece(rows, y, t) } }
 }
 
 if (process.argv[1] !== undefined && import.meta.filename === path.resolve(process.argv[1])) {

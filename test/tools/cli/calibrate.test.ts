@@ -9,7 +9,8 @@ import { calibrate } from '../../../src/tools/cli/calibrate.js'
 import { builtinDataset } from '../../../src/tools/datasets/builtin.js'
 import { runDataset, startEngine } from '../../../src/tools/cli/run-dataset.js'
 import { loadConfig } from '../../../src/config.js'
-import { score } from '../../../src/ood/scores.js'
+import { argmax, score } from '../../../src/ood/scores.js'
+import { ece } from '../../../src/tools/evaluation/calibration-metrics.js'
 import { loadManifest } from '../../../src/registry/load-manifest.js'
 import { fashionTest, png } from '../../helpers/data.js'
 import { copyModels } from '../../helpers/manifest-copy.js'
@@ -20,7 +21,7 @@ const MODEL = 'fashion-mnist-isomaxplus'
 t.test('calibrate on the validation split; check TPR on the test split', async (t) => {
   const manifestFile = copyModels()
   const before = JSON.parse(readFileSync(manifestFile, 'utf8'))
-  const { ood, skipped } = await calibrate(['--model', MODEL, '--data', 'fashion-mnist:val', '--manifest', manifestFile], env)
+  const { ood, probabilities, skipped } = await calibrate(['--model', MODEL, '--data', 'fashion-mnist:val', '--manifest', manifestFile], env)
   t.equal(skipped, 0)
   t.equal(ood.calibration.n, 5000)
   t.ok(ood.calibration.achievedTpr >= 0.95, `achieved TPR ${ood.calibration.achievedTpr} ≥ 0.95 on the calibration data`)
@@ -31,7 +32,10 @@ t.test('calibrate on the validation split; check TPR on the test split', async (
   const after = JSON.parse(readFileSync(manifestFile, 'utf8'))
   const i = after.models.findIndex((m: { name: string }) => m.name === MODEL)
   t.same(after.models[i].ood, ood, 'the new OOD block is in the manifest')
+  t.same(after.models[i].probabilities, probabilities, 'and the fitted temperature (the data is labelled)')
   after.models[i].ood = before.models[i].ood
+  after.models[i].probabilities = before.models[i].probabilities
+  if (after.models[i].probabilities === undefined) delete after.models[i].probabilities
   t.same(after, before, 'nothing else in the manifest changed')
 
   // Disjoint in-distribution data: the 10,000 test images, through the same engine.
@@ -45,6 +49,48 @@ t.test('calibrate on the validation split; check TPR on the test split', async (
   const tpr = scores.filter((s) => s >= model.ood.threshold).length / scores.length
   t.comment(`TPR on the calibration split ${ood.calibration.achievedTpr.toFixed(4)}, on the disjoint test split ${tpr.toFixed(4)}`)
   t.ok(Math.abs(tpr - 0.95) <= 0.015, `test-split TPR ${tpr} within ±1.5 points of 0.95`)
+})
+
+t.test('--per-class and the temperature: per-class reject rates and ECE hold on the disjoint test split', async (t) => {
+  const manifestFile = copyModels()
+  const name = 'fashion-mnist-softmax' // its max-logit spreads most across classes
+  const { ood, probabilities } = await calibrate(['--model', name, '--data', 'fashion-mnist:val', '--per-class', '--manifest', manifestFile], env)
+  t.equal(ood.classThresholds!.length, 10)
+  t.equal(ood.calibration.classScores!.length, 10)
+  t.equal(ood.calibration.classN!.reduce((a, b) => a + b, 0), 5000)
+  t.ok(probabilities !== undefined && probabilities.n === 5000 && probabilities.nll.after <= probabilities.nll.before)
+
+  const manifest = await loadManifest(manifestFile)
+  const model = manifest.models.get(name)!
+  t.same(model.ood.classThresholds, ood.classThresholds, 'the manifest the server loads has them')
+  const config = loadConfig(env)
+  const engine = await startEngine(manifest, config)
+  t.teardown(async () => await engine.close(new Error('done')))
+  const run = await runDataset(engine, [model], (await builtinDataset('fashion-mnist:test'))!, 'test split', config)
+  const { logits, labels } = run.outputs.get(name)!
+  const predicted = logits.map((l) => argmax(l))
+  const scores = logits.map((l) => score(model.ood.score, l))
+  // The false-reject rate of each predicted class, with the global threshold and with its own.
+  const frr = (threshold: (c: number) => number): number[] => Array.from({ length: 10 }, (_, c) => {
+    const mine = scores.filter((_, i) => predicted[i] === c)
+    return mine.filter((s) => s < threshold(c)).length / mine.length
+  })
+  const worst = (rates: number[]): number => Math.max(...rates.map((r) => Math.abs(r - 0.05)))
+  const mean = (rates: number[]): number => rates.reduce((a, r) => a + Math.abs(r - 0.05), 0) / rates.length
+  const globalRates = frr(() => model.ood.threshold)
+  const ownRates = frr((c) => model.ood.classThresholds![c]!)
+  t.comment(`per-class false-reject rates on the test split, global threshold: ${globalRates.map((r) => r.toFixed(3)).join(' ')}`)
+  t.comment(`per-class false-reject rates on the test split, per-class thresholds: ${ownRates.map((r) => r.toFixed(3)).join(' ')}`)
+  t.ok(worst(ownRates) < worst(globalRates), `worst class off 5 % by ${worst(ownRates).toFixed(3)} per-class vs ${worst(globalRates).toFixed(3)} global`)
+  // ~500 calibration and ~1000 test images per class: each rate carries ±1.2 points of
+  // binomial noise (1 SD), so the check is on the average distance from the target.
+  t.ok(mean(ownRates) <= mean(globalRates) / 2, `mean distance from 5 %: ${mean(ownRates).toFixed(4)} per-class vs ${mean(globalRates).toFixed(4)} global`)
+
+  const before = ece(logits, labels, 1)
+  const after = ece(logits, labels, probabilities!.temperature)
+  t.comment(`ECE on the test split: ${before.toFixed(4)} at T=1, ${after.toFixed(4)} at T=${probabilities!.temperature.toFixed(3)}`)
+  t.ok(after <= 0.02, 'ECE ≤ 0.02 with the fitted temperature')
+  t.ok(after <= before + 0.005, 'the temperature does not make it worse beyond noise')
 })
 
 t.test('an image folder with unreadable files: they are skipped, counted and named', async (t) => {
