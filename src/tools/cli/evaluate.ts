@@ -7,7 +7,9 @@ import path from 'node:path'
 import { loadConfig } from '../../config.js'
 import { BUILTIN_OOD_SETS } from '../datasets/builtin.js'
 import { resolveDataset } from '../datasets/resolve.js'
+import { analyseId } from '../evaluation/id-analysis.js'
 import { oodMetrics, rejectRate } from '../evaluation/metrics.js'
+import { writeFigures } from '../evaluation/write-figures.js'
 import { argmax, score } from '../../ood/scores.js'
 import { SCORE_KINDS, type ScoreKind } from '../../registry/manifest-schema.js'
 import { loadManifest, type LoadedModel } from '../../registry/load-manifest.js'
@@ -35,6 +37,8 @@ written as PREFIX.json and PREFIX.md. Every model in the manifest must be calibr
   --builtin-ood         add every built-in OOD set: ${BUILTIN_OOD_SETS.slice(0, 3).join(', ')},
                         ${BUILTIN_OOD_SETS.slice(3).join(', ')}
   --out PREFIX          where the report goes (default reports/evaluation)
+  --figures DIR         also draw SVG figures there: ROC curves per model and score, ID
+                        against OOD score histograms with the threshold, risk–coverage
   --manifest FILE       the manifest to read (default: $MODELS_MANIFEST, else
                         models/manifest.json)
   -h, --help            print this help
@@ -51,7 +55,8 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
     'builtin-ood': { type: 'boolean' },
     score: { type: 'string' },
     manifest: { type: 'string' },
-    out: { type: 'string' }
+    out: { type: 'string' },
+    figures: { type: 'string' }
   }, USAGE)
   const modelArgs = requireOption(args.model, 'model', USAGE)
   const idSpec = requireOption(args.id, 'id', USAGE)
@@ -98,7 +103,9 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
       columns,
       oodSets: [],
       results: {},
-      idRejectRate: {}
+      idRejectRate: {},
+      idAnalysis: {},
+      figures: []
     }
     for (const m of models) {
       const out = idRun.outputs.get(m.name)!
@@ -107,8 +114,11 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
         ? null
         : known.filter(({ l, i }) => argmax(out.logits[i]!) === l).length / known.length
       const own = columns.find((c) => c.model === m.name && c.isManifestScore)
-      report.idRejectRate[m.name] = own !== undefined ? rejectRate(idScores.get(columnKey(own))!, m.ood.threshold) : rejectRate(out.logits.map((l, i) => score(m.ood.score, l, out.graph[i])), m.ood.threshold)
+      const manifestScores = own !== undefined ? idScores.get(columnKey(own))! : out.logits.map((l, i) => score(m.ood.score, l, out.graph[i]))
+      report.idRejectRate[m.name] = rejectRate(manifestScores, m.ood.threshold)
+      report.idAnalysis[m.name] = analyseId(m, out.logits, out.labels, manifestScores)
     }
+    const oodScores = new Map<string, Map<string, number[]>>()
     for (const o of oodSets) {
       const run = await runDataset(engine, models, o.dataset, 'OOD ' + o.label, config)
       warnSkipped(run, o.label)
@@ -116,8 +126,10 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
       if (n === 0) throw new UsageError(`${o.spec}: none of its images could be read`)
       report.oodSets.push({ label: o.label, spec: o.spec, description: o.dataset.description, n, skipped: run.skipped.count })
       report.results[o.label] = {}
+      oodScores.set(o.label, new Map())
       for (const c of columns) {
         const ood = scoresOf(run, c)
+        oodScores.get(o.label)!.set(columnKey(c), ood)
         report.results[o.label]![columnKey(c)] = {
           ...oodMetrics(idScores.get(columnKey(c))!, ood),
           rejectRateAtThreshold: c.isManifestScore ? rejectRate(ood, c.threshold) : null
@@ -126,6 +138,11 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
     }
     const prefix = args.out ?? path.join('reports', 'evaluation')
     mkdirSync(path.dirname(path.resolve(prefix)), { recursive: true })
+    if (args.figures !== undefined) {
+      // Paths in the report are relative to the Markdown file, so its links work where it lies.
+      const written = await writeFigures(args.figures, report, idScores, oodScores)
+      report.figures = written.map((f) => ({ ...f, file: path.relative(path.dirname(path.resolve(prefix)), f.file) }))
+    }
     writeFileSync(`${prefix}.json`, JSON.stringify(report, null, 2) + '\n')
     writeFileSync(`${prefix}.md`, markdownReport(report))
     process.stdout.write(textReport(report))

@@ -1,5 +1,6 @@
 // Evaluation report: the seed paper's table layout (rows = OOD sets, columns = model/score),
 // as plain text for the terminal, Markdown and JSON.
+import type { IdAnalysis } from '../evaluation/id-analysis.js'
 import type { OodMetrics } from '../evaluation/metrics.js'
 
 export interface Column {
@@ -22,6 +23,10 @@ export interface Report {
   /** results[oodLabel][columnKey] */
   results: Record<string, Record<string, OodMetrics & { rejectRateAtThreshold: number | null }>>
   idRejectRate: Record<string, number | null>
+  /** Per model, at its manifest score and threshold, on the ID set. */
+  idAnalysis: Record<string, IdAnalysis>
+  /** With --figures: the SVGs, relative to the report. */
+  figures: Array<{ title: string, file: string }>
 }
 
 export const columnKey = (c: Pick<Column, 'model' | 'score'>): string => `${c.model}/${c.score}`
@@ -65,7 +70,53 @@ export function markdownReport (r: Report): string {
     parts.push('')
   }
   parts.push('OOD sets:', '', ...r.oodSets.map((s) => `- **${s.label}** (${s.spec}): ${s.description}, ${s.n} images`), '')
+  parts.push(...idSections(r))
+  if (r.figures.length > 0) parts.push('## Figures', '', ...r.figures.map((f) => `- [${f.title}](${f.file})`), '')
   return parts.join('\n')
+}
+
+const num = (v: number | null | undefined, digits = 4): string => v === null || v === undefined ? '—' : v.toFixed(digits)
+
+/** The in-distribution analysis: probabilities, selective classification, per-class rejects. */
+function idSections (r: Report): string[] {
+  const models = Object.keys(r.idAnalysis)
+  if (models.length === 0) return []
+  const parts = [
+    '## Probabilities: expected calibration error (15 bins) on the ID set',
+    '',
+    '| model | ECE of softmax(logits) | temperature (manifest) | ECE of softmax(logits / T) |',
+    '|---|---:|---:|---:|',
+    ...models.map((m) => {
+      const e = r.idAnalysis[m]!.ece
+      return `| ${m} | ${num(e?.atT1)} | ${e?.temperature == null ? 'none' : e.temperature.toPrecision(4)} | ${num(e?.atTemperature)} |`
+    }),
+    '',
+    '## Selective classification at the manifest threshold',
+    '',
+    '| model | accepted | accuracy of the accepted | rejected | accuracy of the rejected | AURC (%) |',
+    '|---|---:|---:|---:|---:|---:|',
+    ...models.map((m) => {
+      const s = r.idAnalysis[m]!.selective
+      return s === null
+        ? `| ${m} | no labels | | | | |`
+        : `| ${m} | ${s.accepted.n} | ${pct(s.accepted.accuracy)} % | ${s.rejected.n} | ${pct(s.rejected.accuracy)} % | ${(100 * s.riskCoverage.aurc).toFixed(2)} |`
+    }),
+    '',
+    'AURC: the area under the risk–coverage curve (error rate among the accepted against the share',
+    'accepted, highest scores first); lower is better.',
+    ''
+  ]
+  for (const m of models) {
+    const p = r.idAnalysis[m]!.perClassReject
+    parts.push(`### ${m}: reject rate (%) of the ID images predicted as each class`, '',
+      `| | ${p.labels.join(' | ')} |`,
+      `|---|${p.n.map(() => '---:').join('|')}|`,
+      `| images | ${p.n.join(' | ')} |`,
+      `| global threshold | ${p.global.map((v) => pct(v)).join(' | ')} |`,
+      ...(p.perClass !== null ? [`| per-class thresholds | ${p.perClass.map((v) => pct(v)).join(' | ')} |`] : []),
+      '')
+  }
+  return parts
 }
 
 export function textReport (r: Report): string {
@@ -81,6 +132,15 @@ export function textReport (r: Report): string {
     for (const set of r.oodSets) {
       lines.push(set.label.padEnd(first) + cols.map((c) => pct(r.results[set.label]?.[c]?.[metric.key] as number | null).padStart(width)).join(''))
     }
+  }
+  for (const [m, a] of Object.entries(r.idAnalysis)) {
+    const e = a.ece
+    const s = a.selective
+    lines.push('', `${m} on the ID set:`,
+      `  ECE (15 bins) ${num(e?.atT1)} at T = 1` + (e?.temperature != null ? `, ${num(e.atTemperature)} at the manifest's T = ${e.temperature.toPrecision(4)}` : ''),
+      s === null ? '  selective classification: no labels' : `  accepted ${s.accepted.n} at ${pct(s.accepted.accuracy)} % accuracy, rejected ${s.rejected.n} at ${pct(s.rejected.accuracy)} %, AURC ${(100 * s.riskCoverage.aurc).toFixed(2)} %`,
+      `  reject rate by predicted class, global threshold: ${a.perClassReject.global.map((v) => pct(v)).join(' ')}`,
+      ...(a.perClassReject.perClass !== null ? [`  reject rate by predicted class, per-class thresholds: ${a.perClassReject.perClass.map((v) => pct(v)).join(' ')}`] : []))
   }
   return lines.join('\n') + '\n'
 }

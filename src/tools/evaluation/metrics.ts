@@ -97,3 +97,38 @@ export function oodMetrics (id: ArrayLike<number>, ood: ArrayLike<number>): OodM
     detectionAccuracy: detectionAccuracy(id, ood)
   }
 }
+
+/**
+ * The ROC curve, thinned to about `points` points for a figure: (false-positive rate, true-
+ * positive rate) as the threshold sweeps from above every score to below every score, where
+ * accepting (score ≥ δ) an ID image is a true positive and accepting an OOD one a false one.
+ */
+export function rocCurve (id: ArrayLike<number>, ood: ArrayLike<number>, points = 200): Array<{ fpr: number, tpr: number }> {
+  const all = [...Array.from(id, (s) => ({ s, pos: true })), ...Array.from(ood, (s) => ({ s, pos: false }))]
+  all.sort((a, b) => b.s - a.s)
+  const curve = [{ fpr: 0, tpr: 0 }]
+  let tp = 0
+  let fp = 0
+  const step = Math.max(1, Math.floor(all.length / points))
+  for (let i = 0, next = step; i < all.length;) {
+    let j = i
+    while (j < all.length && all[j]!.s === all[i]!.s) { if (all[j]!.pos) tp++; else fp++; j++ }
+    i = j
+    if (i >= next || i === all.length) {
+      curve.push({ fpr: fp / ood.length, tpr: tp / id.length })
+      next = i + step
+    }
+  }
+  return curve
+}
+
+/** Share of `values` in each of `bins` equal-width bins over [lo, hi] (values outside are clamped). */
+export function histogram (values: ArrayLike<number>, lo: number, hi: number, bins: number): Array<{ x0: number, x1: number, share: number }> {
+  const width = (hi - lo) / bins
+  const counts = new Float64Array(bins)
+  for (let i = 0; i < values.length; i++) {
+    const b = Math.min(bins - 1, Math.max(0, Math.floor(((values[i] as number) - lo) / width)))
+    counts[b] = (counts[b] as number) + 1
+  }
+  return Array.from(counts, (c, b) => ({ x0: lo + b * width, x1: lo + (b + 1) * width, share: c / values.length }))
+}

@@ -27,7 +27,7 @@ t.test('default model: evaluate agrees with the model card on Fashion-MNIST → 
   process.stderr.write = (() => true) as typeof process.stderr.write
   let report
   try {
-    report = await evaluate(['--model', `${model}:mds`, '--model', `${model}:entropic`, '--id', 'fashion-mnist:test', '--ood', 'MNIST=mnist', '--out', out], env)
+    report = await evaluate(['--model', `${model}:mds`, '--model', `${model}:entropic`, '--id', 'fashion-mnist:test', '--ood', 'MNIST=mnist', '--out', out, '--figures', `${out}-figures`], env)
   } finally {
     process.stdout.write = stdout
     process.stderr.write = stderr
@@ -45,6 +45,31 @@ t.test('default model: evaluate agrees with the model card on Fashion-MNIST → 
   t.match(md, /\*\*positive class\*\*/)
   t.match(md, /\| MNIST \| [\d.]+ \| [\d.]+ \|/)
   t.same(JSON.parse(readFileSync(`${out}.json`, 'utf8')).columns.map((c: { score: string }) => c.score), ['mds', 'entropic'])
+
+  // The ID analysis at the manifest threshold agrees with the reject rate it reports.
+  const a = report.idAnalysis[model]!
+  const s = a.selective!
+  t.equal(s.accepted.n + s.rejected.n, 10000)
+  t.equal(s.rejected.n / 10000, report.idRejectRate[model])
+  t.ok(s.accepted.accuracy! > report.accuracy[model]! && s.rejected.accuracy! < report.accuracy[model]!, `rejecting helps: ${s.accepted.accuracy} accepted, ${s.rejected.accuracy} rejected`)
+  t.ok(s.riskCoverage.aurc > 0 && s.riskCoverage.aurc < 1 - report.accuracy[model]!, 'AURC below the error rate at full coverage')
+  t.equal(s.riskCoverage.curve.at(-1)!.coverage, 1)
+  const p = a.perClassReject
+  t.equal(p.n.reduce((x, y) => x + y, 0), 10000)
+  t.ok(Math.abs(p.global.reduce((x, r, c) => x + r * p.n[c]!, 0) / 10000 - report.idRejectRate[model]!) < 1e-9, 'per-class reject rates add up to the global one')
+  t.ok(a.ece!.atT1 >= 0 && a.ece!.atT1 <= 1)
+  if (manifest.models.find((m: { name: string }) => m.name === model).probabilities !== undefined) t.ok(a.ece!.atTemperature! < 0.02, 'the manifest temperature gives ECE < 0.02')
+
+  // --figures: real SVGs, linked from the Markdown report.
+  const expected = report.columns.flatMap((c) => [`roc-${model}-${c.score}.svg`, ...(c.isManifestScore ? [`histograms-${model}.svg`] : [])])
+  t.same(report.figures.map((f) => path.basename(f.file)), [...expected, 'risk-coverage.svg'])
+  for (const f of report.figures) {
+    const svg = readFileSync(path.resolve(path.dirname(out), f.file), 'utf8')
+    t.match(svg, /^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/, `${f.file} is an SVG`)
+    t.match(md, `](${f.file})`, `${f.file} is linked from the report`)
+  }
+  const roc = readFileSync(path.resolve(path.dirname(out), report.figures[0]!.file), 'utf8')
+  t.match(roc, `MNIST (AUROC ${(100 * report.results.MNIST![`${model}/mds`]!.auroc).toFixed(1)} %)`, 'the ROC legend carries the AUROC')
 })
 
 t.test('bad input: unknown model, no OOD set, unknown set', async (t) => {

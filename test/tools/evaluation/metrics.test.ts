@@ -1,5 +1,5 @@
 import t from 'tap'
-import { auprIn, auprOut, auroc, averagePrecision, detectionAccuracy, oodMetrics, rejectRate, tnrAtTpr } from '../../../src/tools/evaluation/metrics.js'
+import { auprIn, auprOut, auroc, averagePrecision, detectionAccuracy, histogram, oodMetrics, rejectRate, rocCurve, tnrAtTpr } from '../../../src/tools/evaluation/metrics.js'
 
 const near = (a: number, b: number, tol = 1e-12): boolean => Math.abs(a - b) <= tol
 
@@ -42,4 +42,23 @@ t.test('TNR at 95 % TPR and reject rate', async (t) => {
 t.test('detection accuracy picks the best threshold', async (t) => {
   // accept ≥ 2: TPR 1 (2,3), TNR 2/3 (0,1 below; 2.5 above) → ½(1 + 2/3)
   t.ok(near(detectionAccuracy([2, 3], [0, 1, 2.5]), 0.5 * (1 + 2 / 3)))
+})
+
+t.test('rocCurve: from (0, 0) to (1, 1), monotone, and its area is the AUROC', async (t) => {
+  const id = Array.from({ length: 500 }, (_, i) => Math.sin(i) + 1)
+  const ood = Array.from({ length: 300 }, (_, i) => Math.cos(i))
+  const curve = rocCurve(id, ood, 1000) // more points than steps: every step is kept
+  t.same(curve[0], { fpr: 0, tpr: 0 })
+  t.same(curve.at(-1), { fpr: 1, tpr: 1 })
+  t.ok(curve.every((p, i) => i === 0 || (p.fpr >= curve[i - 1]!.fpr && p.tpr >= curve[i - 1]!.tpr)))
+  // Trapezoids: ties move both rates in one step, which is the ½ of the Mann–Whitney AUROC.
+  const area = curve.reduce((a, p, i) => i === 0 ? 0 : a + (p.fpr - curve[i - 1]!.fpr) * (p.tpr + curve[i - 1]!.tpr) / 2, 0)
+  t.ok(Math.abs(area - auroc(id, ood)) < 1e-12, `area ${area} = AUROC ${auroc(id, ood)}`)
+  t.ok(rocCurve(id, ood, 50).length <= 52, 'thinned to about the points asked for')
+})
+
+t.test('histogram: shares sum to 1; out-of-range values land in the end bins', async (t) => {
+  const h = histogram([0, 0.1, 0.5, 0.99, 1, -5, 7], 0, 1, 4)
+  t.same(h.map((b) => b.x0), [0, 0.25, 0.5, 0.75])
+  t.same(h.map((b) => Math.round(b.share * 7)), [3, 0, 1, 3])
 })
