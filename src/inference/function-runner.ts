@@ -1,7 +1,8 @@
 // An InferenceRunner without ONNX Runtime: each row's logits come from a function of its
 // tensor. It lets route tests exercise HTTP behaviour (errors, limits, readiness, overload,
 // reloads) through the real engine and batchers without loading models, and scripts/openapi.ts
-// build the app.
+// build the app. A graph score output (output.scores) reads as the row's max logit, so a model
+// that declares one is served here as if its detector agreed with its distances.
 import { EventEmitter } from 'node:events'
 import type { Provider, WorkerModelSpec } from './protocol.js'
 import type { InferenceRunner, RunResult } from './runner.js'
@@ -19,7 +20,7 @@ export class FunctionRunner extends EventEmitter implements InferenceRunner {
   private busy = 0
   private closed = false
   readonly providers: Record<string, Provider> = {}
-  private readonly sessions = new Map<string, { name: string, sampleSize: number }>()
+  private readonly sessions = new Map<string, { name: string, sampleSize: number, scoreOutputs: number }>()
 
   constructor (private readonly fn: LogitsFunction, private readonly options: FunctionRunnerOptions = {}) {
     super()
@@ -40,7 +41,7 @@ export class FunctionRunner extends EventEmitter implements InferenceRunner {
 
   async load (specs: WorkerModelSpec[]): Promise<void> {
     for (const s of specs) {
-      this.sessions.set(s.key, { name: s.name, sampleSize: s.sampleShape[0] * s.sampleShape[1] * s.sampleShape[2] })
+      this.sessions.set(s.key, { name: s.name, sampleSize: s.sampleShape[0] * s.sampleShape[1] * s.sampleShape[2], scoreOutputs: s.scoreOutputs.length })
       this.providers[s.key] = 'cpu'
     }
   }
@@ -63,7 +64,11 @@ export class FunctionRunner extends EventEmitter implements InferenceRunner {
       const classes = rows[0]?.length ?? 0
       const logits = new Float32Array(batch * classes)
       rows.forEach((r, i) => logits.set(r, i * classes))
-      return { logits, classes, inferenceMs: this.options.delayMs ?? 0 }
+      const k = session.scoreOutputs
+      if (k === 0) return { logits, classes, inferenceMs: this.options.delayMs ?? 0 }
+      const scores = new Float32Array(batch * k)
+      rows.forEach((r, i) => scores.fill(Math.max(...r), i * k, (i + 1) * k))
+      return { logits, classes, scores, inferenceMs: this.options.delayMs ?? 0 }
     } finally {
       this.busy--
       this.emit('idle')
