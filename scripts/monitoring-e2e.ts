@@ -217,10 +217,10 @@ async function main (): Promise<void> {
       return (body.data.result[0]?.values ?? []).map(([t, v]) => ({ t: t - started / 1000, series, value: Number(v) }))
     }
     const points = [
-      ...await range('isomax:reject_rate:ratio_rate5m{model="fashion-mnist-isomaxplus"}', 'reject rate (rule window)'),
-      ...await range('isomax:low_p_value:ratio_rate5m{model="fashion-mnist-isomaxplus"}', 'share of p-values ≤ 0.05')
+      ...await range('isomax:reject_rate:ratio_rate5m{model="fashion-mnist-isomaxplus-md"}', 'reject rate (rule window)'),
+      ...await range('isomax:low_p_value:ratio_rate5m{model="fashion-mnist-isomaxplus-md"}', 'share of p-values ≤ 0.05')
     ]
-    const calibrated = Number((await query(prom, 'isomax:calibrated_reject_rate{model="fashion-mnist-isomaxplus"}')).data?.result[0]?.value[1] ?? NaN)
+    const calibrated = Number((await query(prom, 'isomax:calibrated_reject_rate{model="fashion-mnist-isomaxplus-md"}')).data?.result[0]?.value[1] ?? NaN)
     const svg = await driftFigure({ points, marks, calibratedRate: calibrated }, 'Drift alert, end to end (rules at 1/30 of their windows)')
     mkdirSync(path.dirname(path.resolve(args.figure)), { recursive: true })
     writeFileSync(path.resolve(args.figure), svg)

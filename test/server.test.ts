@@ -42,7 +42,7 @@ t.test('auto falls back to CPU with a warning and says so', async (t) => {
   const server = await startServer({ EXECUTION_PROVIDER: 'auto' })
   t.teardown(() => server.child.kill('SIGKILL'))
   t.match(server.logs(), /"level":40.*CUDA is not usable.*running on CPU/)
-  t.match(server.logs(), /"model":"fashion-mnist-isomaxplus","provider":"cpu".*model loaded and warmed up/)
+  t.match(server.logs(), /"model":"fashion-mnist-isomaxplus-md","provider":"cpu".*model loaded and warmed up/)
   const ready = await (await fetch(`${server.url}/health/ready`)).json() as { models: Array<{ provider: string }> }
   t.ok(ready.models.every((m) => m.provider === 'cpu'))
 })
@@ -53,7 +53,7 @@ t.test('over a real socket: classify, then SIGTERM drains and exits 0', async (t
   const res = await fetch(`${server.url}/classify`, { method: 'POST', body: fixturePng(0), headers: { 'content-type': 'image/png', 'x-request-id': 'socket-1' } })
   t.equal(res.status, 200)
   t.equal(res.headers.get('x-request-id'), 'socket-1')
-  t.equal((await res.json() as { model: string }).model, 'fashion-mnist-isomaxplus')
+  t.equal((await res.json() as { model: string }).model, 'fashion-mnist-isomaxplus-md')
   t.ok(await waitForLog(server, /"requestId":"socket-1".*"route":"\/classify".*"status":200/), 'one JSON log line per request, with the caller\'s request id')
   t.notMatch(server.logs(), /"route":"\/health/, 'health probes are not logged per request')
 

@@ -55,7 +55,11 @@ t.test('encoded images in binary: every output equals what POST /classify answer
   const res = await infer({ id: 'req-7', inputs: [{ name: 'image', shape: [images.length], datatype: 'BYTES', parameters: { binary_data_size: data.length } }] }, data)
   t.equal(res.status, 200)
   t.equal(res.json.id, 'req-7', 'the id is echoed')
-  t.same(res.json.parameters, { ood_score_kind: model.ood.score, ood_threshold: model.ood.threshold })
+  t.same(res.json.parameters, {
+    ood_score_kind: model.ood.score,
+    ood_threshold: model.ood.threshold,
+    ...(model.ood.classThresholds !== undefined ? { ood_class_thresholds: model.ood.classThresholds } : {})
+  })
   const expected = await Promise.all(images.map(classify))
   t.same(outputOf(res.json, 'label').data, expected.map((e) => e.label))
   t.same(outputOf(res.json, 'class_index').data, expected.map((e) => e.classIndex))

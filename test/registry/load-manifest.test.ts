@@ -22,7 +22,7 @@ function workspace (manifest: any): string {
 t.test('the shipped manifest loads, with sha256 verified', async (t) => {
   const loaded = await loadManifest(MANIFEST)
   t.ok(loaded.models.has(loaded.defaultModel))
-  t.equal(loaded.defaultModel, 'fashion-mnist-isomaxplus')
+  t.equal(loaded.defaultModel, 'fashion-mnist-isomaxplus-md')
   for (const m of loaded.models.values()) t.ok(path.isAbsolute(m.onnxPath))
 })
 

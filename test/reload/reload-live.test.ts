@@ -41,6 +41,7 @@ function setGeneration (k: number, replaceFile: boolean): { threshold: number, v
   editManifest(file, (m) => {
     const e = m.models.find((x: any) => x.name === def)
     e.ood.threshold = threshold
+    delete e.ood.classThresholds // the global threshold then applies to every class
     e.version = version
     if (replaceFile) {
       const useOther = e.path !== 'other.onnx'
@@ -63,7 +64,11 @@ t.test('a manifest that disagrees with its graph (3 labels for 10 classes): 422 
 
 t.test('SIGHUP reloads; a bad manifest on SIGHUP changes nothing and the server serves on', async (t) => {
   (await import('node:fs')).writeFileSync(file, original)
-  editManifest(file, (m) => { m.models.find((x: any) => x.name === def).ood.threshold = -2.5 })
+  editManifest(file, (m) => {
+    const e = m.models.find((x: any) => x.name === def)
+    e.ood.threshold = -2.5
+    delete e.ood.classThresholds
+  })
   server.child.kill('SIGHUP')
   t.ok(await waitForLog(server, /"msg":"reload: generation \d+ serving"/, 60_000), 'the reload is logged')
   t.equal((await classify()).threshold, -2.5)

@@ -17,16 +17,20 @@ t.test('a raw PNG gets the full result for the default model', async (t) => {
   const res = await post('/classify', fixturePng(0), 'image/png')
   t.equal(res.statusCode, 200)
   const body = res.json()
-  t.equal(body.model, 'fashion-mnist-isomaxplus')
+  t.equal(body.model, 'fashion-mnist-isomaxplus-md')
   t.type(body.version, 'string')
   t.equal(body.label, LABELS[golden.images[0]!.label], 'the first test image is an ankle boot')
   t.equal(body.classIndex, golden.images[0]!.label)
   t.equal(body.topK.length, 3)
   t.equal(body.topK[0].label, body.label)
   t.ok(body.topK[0].probability >= body.topK[1].probability && body.topK[1].probability >= body.topK[2].probability)
+  // The manifest's temperature: a confident prediction reads as one (softmax of the raw
+  // negative distances gave ≈ 0.27 here).
+  t.ok(body.topK[0].probability > 0.9, `top-1 probability ${body.topK[0].probability}`)
   t.type(body.ood.score, 'number')
   t.equal(body.ood.kind, manifest.models.get(body.model)!.ood.score, 'the decision score is the manifest\'s')
-  t.equal(body.ood.threshold, manifest.models.get(body.model)!.ood.threshold)
+  const { ood } = manifest.models.get(body.model)!
+  t.equal(body.ood.threshold, ood.classThresholds?.[body.classIndex] ?? ood.threshold, 'the predicted class\'s threshold with per-class calibration, else the global one')
   t.equal(body.ood.reject, body.ood.score < body.ood.threshold)
   t.ok(body.ood.pValue > 0 && body.ood.pValue <= 1)
   t.ok(body.ood.minDistance >= 0, 'distance head → minDistance present')

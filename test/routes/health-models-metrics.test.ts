@@ -12,7 +12,7 @@ t.test('liveness and readiness', async (t) => {
   const ready = await app.inject('/health/ready')
   t.equal(ready.statusCode, 200)
   t.equal(ready.json().status, 'ready')
-  t.same(ready.json().models.map((m: { name: string }) => m.name).sort(), ['fashion-mnist-isomax', 'fashion-mnist-isomaxplus', 'fashion-mnist-softmax'])
+  t.same(ready.json().models.map((m: { name: string }) => m.name).sort(), ['fashion-mnist-isomax', 'fashion-mnist-isomaxplus', 'fashion-mnist-isomaxplus-md', 'fashion-mnist-softmax'])
   t.ok(ready.json().models.every((m: { provider: string }) => m.provider === 'cpu'))
 })
 
@@ -39,13 +39,13 @@ t.test('GET /models lists every model with its input spec, score, threshold and 
   const res = await app.inject('/models')
   t.equal(res.statusCode, 200)
   const body = res.json()
-  t.equal(body.default, 'fashion-mnist-isomaxplus')
-  t.equal(body.models.length, 3)
+  t.equal(body.default, 'fashion-mnist-isomaxplus-md')
+  t.equal(body.models.length, 4)
   for (const m of body.models) {
     t.equal(m.labels.length, 10)
     t.same([m.input.channels, m.input.height, m.input.width], [1, 28, 28])
     t.type(m.ood.threshold, 'number')
-    t.ok(['mds', 'entropic', 'msp', 'maxlogit'].includes(m.ood.score))
+    t.ok(['mds', 'entropic', 'msp', 'maxlogit', 'mahalanobis'].includes(m.ood.score))
     t.equal(m.provider, 'cpu')
   }
 })
@@ -66,12 +66,12 @@ t.test('GET /metrics is valid Prometheus text and counts what happened', async (
   }
   t.match(text, /http_request_duration_seconds_count\{route="\/classify",method="POST",status_code="200"\} 3/)
   t.match(text, /http_request_duration_seconds_count\{route="\/classify",method="POST",status_code="415"\} 1/)
-  const accepted = Number(/isomax_predictions_total\{model="fashion-mnist-isomaxplus",outcome="accepted"\} (\d+)/.exec(text)?.[1])
-  const rejected = Number(/isomax_predictions_total\{model="fashion-mnist-isomaxplus",outcome="rejected"\} (\d+)/.exec(text)?.[1])
+  const accepted = Number(/isomax_predictions_total\{model="fashion-mnist-isomaxplus-md",outcome="accepted"\} (\d+)/.exec(text)?.[1])
+  const rejected = Number(/isomax_predictions_total\{model="fashion-mnist-isomaxplus-md",outcome="rejected"\} (\d+)/.exec(text)?.[1])
   t.equal(accepted + rejected, 3)
-  t.match(text, /isomax_ood_score_count\{model="fashion-mnist-isomaxplus"\} 3/)
-  t.match(text, /isomax_models_loaded 3/)
-  t.match(text, /isomax_model_provider\{model="fashion-mnist-isomaxplus",provider="cpu"\} 1/)
+  t.match(text, /isomax_ood_score_count\{model="fashion-mnist-isomaxplus-md"\} 3/)
+  t.match(text, /isomax_models_loaded 4/)
+  t.match(text, /isomax_model_provider\{model="fashion-mnist-isomaxplus-md",provider="cpu"\} 1/)
 
   const promtool = spawnSync('promtool', ['--version'])
   t.equal(promtool.error, undefined, 'promtool is installed (Debian package prometheus; .ci/run installs it)')
