@@ -7,8 +7,8 @@ import path from 'node:path'
 import { loadConfig } from '../../config.js'
 import { BUILTIN_OOD_SETS } from '../datasets/builtin.js'
 import { resolveDataset } from '../datasets/resolve.js'
-import { analyseId } from '../evaluation/id-analysis.js'
-import { oodMetrics, rejectRate } from '../evaluation/metrics.js'
+import { analyseId, rejectRateAsServed } from '../evaluation/id-analysis.js'
+import { oodMetrics } from '../evaluation/metrics.js'
 import { writeFigures } from '../evaluation/write-figures.js'
 import { argmax, score } from '../../ood/scores.js'
 import { SCORE_KINDS, type ScoreKind } from '../../registry/manifest-schema.js'
@@ -115,7 +115,7 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
         : known.filter(({ l, i }) => argmax(out.logits[i]!) === l).length / known.length
       const own = columns.find((c) => c.model === m.name && c.isManifestScore)
       const manifestScores = own !== undefined ? idScores.get(columnKey(own))! : out.logits.map((l, i) => score(m.ood.score, l, out.graph[i]))
-      report.idRejectRate[m.name] = rejectRate(manifestScores, m.ood.threshold)
+      report.idRejectRate[m.name] = rejectRateAsServed(m.ood, out.logits, manifestScores)
       report.idAnalysis[m.name] = analyseId(m, out.logits, out.labels, manifestScores)
     }
     const oodScores = new Map<string, Map<string, number[]>>()
@@ -132,7 +132,7 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
         oodScores.get(o.label)!.set(columnKey(c), ood)
         report.results[o.label]![columnKey(c)] = {
           ...oodMetrics(idScores.get(columnKey(c))!, ood),
-          rejectRateAtThreshold: c.isManifestScore ? rejectRate(ood, c.threshold) : null
+          rejectRateAtThreshold: c.isManifestScore ? rejectRateAsServed(manifest.models.get(c.model)!.ood, run.outputs.get(c.model)!.logits, ood) : null
         }
       }
     }

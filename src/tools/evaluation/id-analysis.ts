@@ -1,4 +1,4 @@
-// What the in-distribution set says about a model beyond detection, at its manifest threshold:
+// What the in-distribution set says about a model beyond detection, at its manifest threshold(s):
 // are its probabilities honest (ECE before and after its temperature), does rejecting help
 // the accepted images (selective classification), and is the false-reject rate even across
 // the predicted classes (global against Mondrian thresholds). Pure: logits, labels, scores in.
@@ -24,6 +24,17 @@ export interface IdAnalysis {
   }
 }
 
+/**
+ * The share of images the service rejects: score < the predicted class's threshold when the
+ * manifest has per-class thresholds, else < the global one.
+ */
+export function rejectRateAsServed (ood: Pick<CalibratedEntry['ood'], 'threshold' | 'classThresholds'>, logits: Logits[], scores: number[]): number {
+  const own = ood.classThresholds
+  let n = 0
+  scores.forEach((s, i) => { if (s < (own === undefined ? ood.threshold : own[argmax(logits[i]!)]!)) n++ })
+  return n / scores.length
+}
+
 export function analyseId (model: Pick<CalibratedEntry, 'labels' | 'ood' | 'probabilities'>, logits: Logits[], labels: number[], scores: number[]): IdAnalysis {
   const predicted = logits.map((l) => argmax(l))
   const known = labels.flatMap((l, i) => l >= 0 ? [i] : [])
@@ -32,8 +43,11 @@ export function analyseId (model: Pick<CalibratedEntry, 'labels' | 'ood' | 'prob
   const y = known.map((i) => labels[i]!)
   const t = model.probabilities?.temperature ?? null
 
-  const accepted = known.filter((i) => scores[i]! >= model.ood.threshold)
-  const rejected = known.filter((i) => scores[i]! < model.ood.threshold)
+  // As served: by the predicted class's threshold when the manifest has per-class ones.
+  const own = model.ood.classThresholds
+  const rejects = (i: number): boolean => scores[i]! < (own === undefined ? model.ood.threshold : own[predicted[i]!]!)
+  const accepted = known.filter((i) => !rejects(i))
+  const rejected = known.filter((i) => rejects(i))
   const accuracy = (ids: number[]): number | null => ids.length === 0 ? null : ids.filter((i) => predicted[i] === labels[i]).length / ids.length
 
   const classes = model.labels.length
@@ -41,7 +55,6 @@ export function analyseId (model: Pick<CalibratedEntry, 'labels' | 'ood' | 'prob
     const mine = scores.filter((_, i) => predicted[i] === c)
     return mine.length === 0 ? 0 : mine.filter((s) => s < threshold(c)).length / mine.length
   })
-  const own = model.ood.classThresholds
   return {
     ece: labelled ? { bins: 15, atT1: ece(rows, y, 1), temperature: t, atTemperature: t === null ? null : ece(rows, y, t) } : null,
     selective: labelled
