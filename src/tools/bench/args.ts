@@ -22,6 +22,10 @@ export interface BenchArgs {
   httpOnly: boolean
   /** Write a V8 CPU profile of the server to this folder. */
   cpuProf: string | undefined
+  /** Only compare these models' inference-only ceilings (no HTTP). */
+  compareModels: string[] | undefined
+  /** Rounds of --compare-models. */
+  rounds: number
 }
 
 export const USAGE = `Usage: npm run bench -- [options]
@@ -39,6 +43,9 @@ export const USAGE = `Usage: npm run bench -- [options]
   --env KEY=VALUE        extra environment for the service it starts (repeatable)
   --http-only            skip the in-process ceilings and the preprocessing comparison
   --cpu-prof DIR         write a CPU profile of the service (own service only)
+  --compare-models LIST  instead: the inference-only ceiling of these models (comma-separated
+                         names; the first is the reference), taking turns in one run
+  --rounds N             rounds of --compare-models (default 5); the median counts
   --json                 print one JSON document instead of tables
   -h, --help             print this help
 `
@@ -62,6 +69,8 @@ const OPTIONS = {
   env: { type: 'string', multiple: true },
   'http-only': { type: 'boolean' },
   'cpu-prof': { type: 'string' },
+  'compare-models': { type: 'string' },
+  rounds: { type: 'string' },
   json: { type: 'boolean' }
 } as const
 
@@ -98,6 +107,8 @@ export function parseBenchArgs (argv: string[]): BenchArgs {
     soak: positive('soak', values.soak, 0, true),
     serverEnv,
     httpOnly: values['http-only'] === true,
-    cpuProf: values['cpu-prof']
+    cpuProf: values['cpu-prof'],
+    compareModels: values['compare-models']?.split(',').map((s) => s.trim()).filter((s) => s !== ''),
+    rounds: positive('rounds', values.rounds, 5)
   }
 }

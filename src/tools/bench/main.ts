@@ -10,11 +10,12 @@ import { preprocessLimits } from '../../preprocess/limits.js'
 import type { PreprocessLimits } from '../../preprocess/preprocess.js'
 import { loadManifest } from '../../registry/load-manifest.js'
 import { hwcToNormalizedChw } from '../../preprocess/to-tensor.js'
-import { HelpRequest } from '../cli/args.js'
+import { HelpRequest, UsageError } from '../cli/args.js'
 import { parseBenchArgs, USAGE, type BenchArgs } from './args.js'
 import { sessionKey } from '../../inference/model-specs.js'
 import { barePipeline, comparePreprocessing, inferenceOnly, startPool, type PreprocessComparison, type Throughput } from './ceilings.js'
 import { encode, fashionPixels, largePhoto } from './images.js'
+import { compareModels, renderCosts } from './compare-models.js'
 import { runLoad, type LoadResult, type Percentiles } from './load.js'
 import { classifyTraffic, v2Traffic, type Traffic } from './traffic.js'
 import { renderReport } from './report.js'
@@ -293,10 +294,23 @@ async function main (): Promise<void> {
     process.exit(2)
   }
   try {
+    if (args.compareModels !== undefined) {
+      const config = loadConfig(process.env)
+      const manifest = await loadManifest(path.resolve(repoRoot(), args.serverEnv.MODELS_MANIFEST ?? config.MODELS_MANIFEST))
+      const workers = args.workers ?? config.INFERENCE_WORKERS
+      const seconds = Math.max(0.5, args.duration / 4)
+      const costs = await compareModels(manifest, args.compareModels, workers, seconds, args.rounds, progress)
+      process.stdout.write(args.json ? `${JSON.stringify({ workers, seconds, costs }, null, 2)}\n` : `${renderCosts(costs, workers, seconds)}\n`)
+      process.exit(0)
+    }
     const report = await run(args)
     process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderReport(report)}\n`)
     process.exit(0)
   } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`bench: ${err.message}\n`)
+      process.exit(2)
+    }
     process.stderr.write(`bench: failed: ${(err as Error).stack ?? String(err)}\n`)
     process.exit(1)
   }
