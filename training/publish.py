@@ -469,7 +469,10 @@ refuses to load the manifest. Run:
 It scores the {info['n_val']} held-out validation images (never trained on) through the serving path,
 sets the threshold to the ⌊0.05·(n+1)⌋-th smallest score (TPR 0.95; reject when score < threshold) and
 records the target and achieved TPR, n, the data and its sha256, the date and 1,000 score quantiles
-(for per-request conformal p-values) in the manifest. That record, not this card, is the calibration.
+(for per-request conformal p-values) in the manifest, and fits the temperature of the top-k
+probabilities. That record, not this card, is the calibration. Then `npm run evaluate -- --model
+NAME:SCORE --id fashion-mnist:test --builtin-ood --figures DIR` reports the served figures (ECE,
+selective classification, per-class reject rates) and draws ROC curves and score histograms.
 
 ## File
 
