@@ -50,7 +50,15 @@ function mismatched (mutate: (entry: any) => void): { file: string, name: string
 }
 
 t.test('the engine refuses a 3-label manifest for a 10-class model, naming models[i].labels and the file', async (t) => {
-  const { file, name, index } = mismatched((e) => { e.labels = e.labels.slice(0, 3) })
+  const { file, name, index } = mismatched((e) => {
+    e.labels = e.labels.slice(0, 3)
+    // Per-class thresholds for 3 classes, so that the schema passes and only the graph disagrees.
+    if (e.ood.classThresholds !== undefined) {
+      e.ood.classThresholds = e.ood.classThresholds.slice(0, 3)
+      e.ood.calibration.classScores = e.ood.calibration.classScores.slice(0, 3)
+      e.ood.calibration.classN = e.ood.calibration.classN.slice(0, 3)
+    }
+  })
   const manifest = await loadManifest(file)
   const quiet = { warn: () => {}, error: () => {} }
   const err = await Engine.start(manifest, { provider: 'cpu', workers: 1, intraOpThreads: 1, maxQueueSize: 8 }, quiet).then(() => null, (e: Error & { code?: string }) => e)
