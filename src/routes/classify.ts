@@ -5,6 +5,7 @@ import type { z } from 'zod'
 import { BadRequestError, ModelNotFoundError } from '../errors.js'
 import { decide } from '../ood/decision.js'
 import { graphScoresOf } from '../ood/scores.js'
+import { inputImageDataUrl } from '../preprocess/input-image.js'
 import { preprocess, type PreprocessLimits } from '../preprocess/preprocess.js'
 import type { LoadedModel } from '../registry/load-manifest.js'
 import { observeClassified } from '../plugins/metrics.js'
@@ -37,11 +38,13 @@ export default async function classifyRoutes (app: FastifyInstance, opts: Classi
 
   async function classifyOne (generation: Generation, model: LoadedModel, data: Buffer, what: string, query: ClassifyQuery, startedAt: number): Promise<ClassifyResult> {
     let decodeMs = 0
+    let input: Float32Array | undefined
     // Admission comes first: an overloaded model answers 503 without decoding the image.
     const run = await generation.batcher(model.name).prepareAndSubmit(async () => {
       const t0 = performance.now()
       const { tensor } = await preprocess(data, model.input, limits, what)
       decodeMs = performance.now() - t0
+      input = tensor
       return tensor
     }, opts.requestTimeoutMs)
     const decision = decide(model, run.logits, query.topK, graphScoresOf(model.output, run.scores))
@@ -51,6 +54,7 @@ export default async function classifyRoutes (app: FastifyInstance, opts: Classi
       version: model.version,
       ...decision,
       ...(query.include.includes('logits') ? { logits: Array.from(run.logits) } : {}),
+      ...(query.include.includes('input') && input !== undefined ? { input: await inputImageDataUrl(input, model.input) } : {}),
       batchSize: run.batchSize,
       timings: {
         decode: round(decodeMs),

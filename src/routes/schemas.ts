@@ -25,10 +25,10 @@ export const ClassifyQuerySchema = z.object({
     .default(3)
     .describe('How many classes to list in topK: a whole number from 1 to 1000, in decimal digits, at most the number of labels (default 3)'),
   include: z.string()
-    .regex(/^(logits)(,(logits))*$/, 'a comma-separated list of: logits')
+    .regex(/^(logits|input)(,(logits|input))*$/, 'a comma-separated list of: logits, input')
     .transform((v) => [...new Set(v.split(','))])
     .default([])
-    .describe('Extra fields to add to each result, comma-separated: `logits` = the model\'s raw output row (negative distances for a distance head)')
+    .describe('Extra fields to add to each result, comma-separated: `logits` = the model\'s raw output row (negative distances for a distance head); `input` = the image as the model saw it, a PNG data URL')
 }).strict()
 
 export const ModelParamsSchema = z.object({
@@ -66,6 +66,7 @@ export const ClassifyResultSchema = z.object({
   topK: z.array(TopKSchema),
   ood: OodSchema,
   logits: z.array(z.number()).optional().describe('The model\'s raw output row, in class order (with ?include=logits): what ONNX Runtime returned, for parity checks'),
+  input: z.string().optional().describe('The image as the model saw it (with ?include=input): a `data:image/png;base64,` URL of the pixels after decoding, orientation, flattening, colour conversion and resize, read back from the input tensor (each tensor value is (pixel / 255 − mean) / std)'),
   batchSize: z.number().int().describe('How many images shared the inference batch'),
   timings: TimingsSchema
 }).meta({ id: 'ClassifyResult' })
