@@ -113,6 +113,18 @@ export const ModelInfoSchema = z.object({
   provider: z.enum(['cpu', 'cuda'])
 }).meta({ id: 'ModelInfo' })
 
+// The calibration sample a model's p-values and threshold come from: what a client needs to
+// draw where a score falls among in-distribution scores.
+export const ModelDetailSchema = ModelInfoSchema.extend({
+  ood: ModelInfoSchema.shape.ood.extend({
+    classThresholds: z.array(z.number()).optional().describe('Per predicted class (Mondrian calibration), used instead of `threshold` for an image predicted as that class'),
+    calibration: z.object({
+      scores: z.array(z.number()).optional().describe('Sorted sample (quantiles) of the in-distribution calibration scores: what `ood.pValue` is computed against'),
+      classScores: z.array(z.array(z.number())).optional().describe('The same per predicted class (Mondrian calibration), in label order; an empty list means the class uses `scores`')
+    })
+  })
+}).meta({ id: 'ModelDetail' })
+
 export const ModelsResponseSchema = z.object({
   default: z.string(),
   models: z.array(ModelInfoSchema)
