@@ -31,6 +31,8 @@ import v2Routes from './routes/v2.js'
 import healthRoutes from './routes/health.js'
 import metricsRoutes from './routes/metrics.js'
 import modelRoutes from './routes/models.js'
+import apiDocs from './ui/api-docs.js'
+import tryItPage from './ui/try-it.js'
 
 export interface AppOptions {
   config: Config
@@ -157,6 +159,11 @@ export const app = fp<AppOptions>(async function isomaxApp (fastify, opts) {
     repository: config.ADMIN_TOKEN !== undefined
   })
   await fastify.register(classifyRoutes, { limits, requestTimeoutMs: config.REQUEST_TIMEOUT_MS, body: { maxUploadBytes: config.MAX_UPLOAD_BYTES, maxRequestBytes: config.MAX_REQUEST_BYTES } })
+
+  // Pages for people, each in its own context (their CSP stays off the API's routes); off by
+  // config, their paths are 404s like any unknown route.
+  if (config.UI_ENABLED) await fastify.register(tryItPage)
+  if (config.API_DOCS_ENABLED) await fastify.register(apiDocs)
 }, { name: 'isomax-app' })
 
 export default app

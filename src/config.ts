@@ -5,6 +5,7 @@ import { z } from 'zod'
 import { decodeMemory } from './preprocess/decode-budget.js'
 
 const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+const flag = (fallback: 'true' | 'false') => z.enum(['true', 'false', '1', '0']).default(fallback).transform((v) => v === 'true' || v === '1')
 const MiB = 1024 * 1024
 
 const EnvSchema = z.object({
@@ -40,7 +41,12 @@ const EnvSchema = z.object({
   // Bearer token for the admin routes (POST /admin/reload, /v2/repository/...): unset, the
   // routes do not exist (404). At least 16 characters: it guards model changes.
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
-  PREPROCESS_FAST_PATH: z.enum(['true', 'false', '1', '0']).default('true').transform((v) => v === 'true' || v === '1')
+  PREPROCESS_FAST_PATH: flag('true'),
+  // The pages for people: the try-it page at / (src/ui/public) and the interactive API docs at
+  // /docs. Off, those paths are 404s like any unknown route — for deployments that expose the
+  // API only.
+  UI_ENABLED: flag('true'),
+  API_DOCS_ENABLED: flag('true')
 })
 
 // Limits that must nest: a request can hold one full-size image, and one image must be

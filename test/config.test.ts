@@ -34,3 +34,16 @@ t.test('memory limits nest: MAX_REQUEST_BYTES follows MAX_UPLOAD_BYTES unless se
   t.throws(() => loadConfig({ MAX_REQUEST_BYTES: String(512 * 1024 * 1024), MAX_UPLOAD_BYTES: '1024', MAX_INFLIGHT_BYTES: '4096' }), { message: /MAX_INFLIGHT_BYTES: must be at least MAX_REQUEST_BYTES/ })
   t.throws(() => loadConfig({ MAX_DECODE_BYTES: String(200 * 1024 * 1024) }), { message: /DECODE_MEMORY_BYTES: must be at least 1\.3 × MAX_DECODE_BYTES \+ 8 MiB/ })
 })
+
+t.test('UI_ENABLED and API_DOCS_ENABLED: on by default, off with false or 0, anything else named', async (t) => {
+  const on = loadConfig({})
+  t.equal(on.UI_ENABLED, true)
+  t.equal(on.API_DOCS_ENABLED, true)
+  t.equal(loadConfig({ UI_ENABLED: 'false', API_DOCS_ENABLED: '0' }).UI_ENABLED, false)
+  t.equal(loadConfig({ UI_ENABLED: 'false', API_DOCS_ENABLED: '0' }).API_DOCS_ENABLED, false)
+  t.equal(loadConfig({ UI_ENABLED: '1', API_DOCS_ENABLED: 'true' }).UI_ENABLED, true)
+  const err = t.throws(() => loadConfig({ UI_ENABLED: 'no', API_DOCS_ENABLED: 'off' })) as ConfigError
+  t.equal(err.issues.length, 2)
+  t.match(err.message, /UI_ENABLED: .*"true".*"false"/)
+  t.match(err.message, /API_DOCS_ENABLED: .*"true".*"false"/)
+})

@@ -1,0 +1,141 @@
+// One image's card: what was sent, what the model saw, the label and top-k, and the OOD verdict
+// against the calibration distribution. A rejected image is marked by colour, an icon and
+// words together, never colour alone.
+import { dl, el } from './dom.js'
+import { num, pValue, percent, size } from './format.js'
+import { drawHistogram } from './histogram.js'
+
+/**
+ * @typedef {import('./api.js').ClassifyResult} ClassifyResult
+ * @typedef {import('./api.js').ModelDetail} ModelDetail
+ * @typedef {import('./api.js').ApiFailure} ApiFailure
+ */
+
+/**
+ * An empty card for an image being classified; filled by showResult or showError.
+ * @param {string} name
+ * @param {Blob} image
+ * @param {string} model
+ */
+export function pendingCard (name, image, model) {
+  const original = el('img', { class: 'original', src: URL.createObjectURL(image), alt: `The image sent: ${name}` })
+  original.addEventListener('error', () => original.replaceWith(el('p', { class: 'no-preview' }, 'The browser cannot show this file.')), { once: true })
+  return el('article', { class: 'card pending', 'data-file': name, 'data-model': model, 'aria-busy': 'true' },
+    el('header', {}, el('h2', {}, name), el('p', { class: 'verdict' }, 'Classifying…')),
+    el('div', { class: 'body' },
+      el('div', { class: 'images' },
+        el('figure', {}, original, el('figcaption', {}, `Sent: ${size(image.size)}`)))))
+}
+
+/**
+ * The calibration scores the image is compared with: those of its predicted class under
+ * per-class calibration, as the service's p-value uses them, else all of them.
+ * @param {ModelDetail} model
+ * @param {number} classIndex
+ * @returns {{ scores: number[], which: string }}
+ */
+export function calibrationFor (model, classIndex) {
+  const own = model.ood.calibration.classScores?.[classIndex]
+  if (own !== undefined && own.length > 0) return { scores: own, which: `calibration images predicted “${model.labels[classIndex]}”` }
+  return { scores: model.ood.calibration.scores ?? [], which: 'in-distribution calibration images' }
+}
+
+/**
+ * @param {HTMLElement} card
+ * @param {ClassifyResult} r
+ * @param {ModelDetail} model
+ */
+export function showResult (card, r, model) {
+  const reject = r.ood.reject
+  card.className = `card ${reject ? 'rejected' : 'accepted'}`
+  card.dataset.verdict = reject ? 'reject' : 'accept'
+  card.removeAttribute('aria-busy')
+  const verdict = /** @type {HTMLElement} */ (card.querySelector('.verdict'))
+  verdict.replaceChildren(
+    el('span', { class: 'icon', 'aria-hidden': 'true' }, reject ? '✕' : '✓'),
+    el('strong', {}, reject ? 'Rejected: out of distribution' : 'Accepted: in distribution'),
+    el('span', { class: 'why' }, reject
+      ? ` — this image does not look like ${model.name}'s training data. Do not trust the label.`
+      : ' — its score is within the calibrated range of the training data.'))
+
+  const images = /** @type {HTMLElement} */ (card.querySelector('.images'))
+  if (r.input !== undefined) {
+    const { width, height, colour } = model.input
+    const scale = Math.max(1, Math.floor(112 / Math.max(width, height)))
+    images.append(el('figure', {},
+      el('img', { class: 'model-input', src: r.input, width: String(width * scale), height: String(height * scale), alt: `What the model sees: the image made ${width} × ${height} ${colour}` }),
+      el('figcaption', {}, `What the model sees: ${width} × ${height} ${colour}`)))
+  }
+
+  const best = /** @type {import('./api.js').TopK} */ (r.topK[0])
+  const prediction = el('section', { class: 'prediction', 'aria-label': 'Prediction' },
+    el('p', { class: 'label-line' }, 'Label: ', el('span', { class: 'label' }, r.label),
+      reject ? el('span', { class: 'untrusted' }, ' (not trusted)') : ''),
+    el('ol', { class: 'topk', 'aria-label': `Top ${r.topK.length} probabilities` }, ...r.topK.map((k) =>
+      el('li', {},
+        el('span', { class: 'name' }, k.label),
+        el('meter', { min: '0', max: '1', value: String(k.probability), 'aria-label': k.label }),
+        el('span', { class: 'value' }, percent(k.probability))))),
+    el('p', { class: 'note' }, best.probability < 0.5 && model.head !== 'softmax'
+      ? 'IsoMax probabilities are deliberately spread out: read them as a ranking, and let the OOD verdict decide trust.'
+      : ''))
+
+  const cal = calibrationFor(model, r.classIndex)
+  const below = cal.scores.filter((s) => s <= r.ood.score).length
+  const chartBox = el('div', { class: 'chart' })
+  const histogram = el('figure', {
+    class: 'histogram',
+    role: 'img',
+    'aria-label': `Histogram of ${cal.scores.length} ${cal.which}' ${r.ood.kind} scores, with the threshold at ${num(r.ood.threshold)} and this image's score at ${num(r.ood.score)}, ${reject ? 'below' : 'above'} it.`
+  }, chartBox, el('figcaption', {},
+    `This image's score among ${cal.which} (${cal.scores.length} quantiles). `,
+    el('span', { class: 'key key-threshold' }, 'dashed: threshold'), ', ',
+    el('span', { class: 'key key-score' }, 'solid: this image'), ', ',
+    el('span', { class: 'key key-region' }, 'shaded: reject region'), '.'))
+
+  const oodRows = /** @type {Array<[string, string]>} */ ([
+    [`OOD score (${r.ood.kind})`, num(r.ood.score)],
+    ['Threshold', `${num(r.ood.threshold)} — reject below`]
+  ])
+  if (r.ood.pValue !== undefined) {
+    const share = below === 0 ? `lower than every one of the ${cal.which}` : `${percent(below / cal.scores.length)} of ${cal.which} score this low or lower`
+    oodRows.push(['p-value', `${pValue(r.ood.pValue)} — ${share}`])
+  }
+  if (r.ood.minDistance !== undefined) oodRows.push(['Minimum distance', `${num(r.ood.minDistance)} to the nearest class prototype`])
+
+  const body = /** @type {HTMLElement} */ (card.querySelector('.body'))
+  body.append(prediction, el('section', { class: 'ood', 'aria-label': 'Out-of-distribution decision' }, histogram, dl('numbers', oodRows)))
+  if (cal.scores.length > 0) {
+    drawHistogram(chartBox, { scores: cal.scores, threshold: r.ood.threshold, score: r.ood.score, kind: r.ood.kind, width: Math.max(260, Math.min(560, chartBox.clientWidth || 480)) })
+  } else {
+    chartBox.append(el('p', {}, 'This model\'s manifest holds no calibration scores to draw.'))
+  }
+}
+
+/**
+ * What went wrong, in the catalogue's words, with what to do about it.
+ * @param {HTMLElement} card
+ * @param {ApiFailure | Error} err
+ */
+export function showError (card, err) {
+  card.className = 'card failed'
+  card.dataset.verdict = 'error'
+  card.removeAttribute('aria-busy')
+  const failure = /** @type {Partial<ApiFailure>} */ (err)
+  const status = failure.status
+  let title = 'Not classified'
+  let hint = ''
+  if (status === 415) title = 'Not classified: unsupported file type'
+  else if (status === 413) title = 'Not classified: file too large'
+  else if (status === 503) {
+    title = 'Not classified: the service is busy'
+    hint = `Try again${failure.retryAfter ? ` in ${failure.retryAfter} s` : ' shortly'}.`
+  } else if (status === undefined) title = 'Not classified: the service could not be reached'
+  const verdict = /** @type {HTMLElement} */ (card.querySelector('.verdict'))
+  verdict.replaceChildren(el('span', { class: 'icon', 'aria-hidden': 'true' }, '!'), el('strong', {}, title))
+  const body = /** @type {HTMLElement} */ (card.querySelector('.body'))
+  body.append(el('div', { class: 'error', role: 'alert' },
+    el('p', { class: 'message' }, err.message),
+    status !== undefined ? el('p', { class: 'code' }, `HTTP ${status} · ${failure.code}`) : '',
+    hint !== '' ? el('p', { class: 'hint' }, hint) : ''))
+}
