@@ -1,0 +1,196 @@
+// The try-it page and the API docs in a real browser: Debian's Chromium, driven by
+// playwright-core, against the real service (shipped models, ONNX Runtime) on a free port.
+// Without Chromium this test fails, saying how to install it, unless SKIP_BROWSER_TESTS=1 opts
+// out (then it is reported as skipped, with that reason). Screenshots of an accepted and a
+// rejected card go to .tap/screenshots/ (not committed).
+import { mkdirSync, readFileSync } from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import sharp from 'sharp'
+import t from 'tap'
+import type { Browser, ConsoleMessage, Locator, Page } from 'playwright-core'
+import { findChromium, launchChromium, NO_CHROMIUM } from '../../scripts/browser.js'
+import { PUBLIC_DIR } from '../../src/ui/public-dir.js'
+import { build } from '../helpers/build.js'
+import { REPO } from '../helpers/data.js'
+import { multipart } from '../helpers/multipart.js'
+
+const SHOTS = path.join(REPO, '.tap', 'screenshots')
+const MiB = 1024 * 1024
+// Small limits, so an oversized file and an overload are cheap to cause for real: one request
+// that declares 1 MiB takes the whole in-flight budget.
+const ENV = { MAX_UPLOAD_BYTES: String(MiB), MAX_INFLIGHT_BYTES: String(MiB) }
+const SAMPLES = ['fashion-ankle-boot.png', 'fashion-trouser.png', 'fashion-coat.png', 'fashion-sandal.png', 'mnist-7.png', 'mnist-3.png', 'photo-cat.jpg']
+
+const skip = process.env.SKIP_BROWSER_TESTS === '1' ? 'SKIP_BROWSER_TESTS=1' : false
+if (skip === false && findChromium() === null) t.fail(`${NO_CHROMIUM}; or set SKIP_BROWSER_TESTS=1 to skip the browser test`)
+else {
+  t.test('in Chromium', { skip }, async (t) => {
+    const app = await build(t, ENV)
+    const base = await app.listen({ host: '127.0.0.1', port: 0 })
+    const browser = await launchChromium()
+    t.teardown(async () => await browser.close())
+    mkdirSync(SHOTS, { recursive: true })
+    await tryItPage(t, browser, base, app)
+    await docsPage(t, browser, base)
+  })
+}
+
+type App = Awaited<ReturnType<typeof build>>
+type Tap = typeof t
+
+/** A page that records console errors (CSP violations among them) and every URL requested. */
+async function open (browser: Browser, url: string): Promise<{ page: Page, errors: string[], requested: string[] }> {
+  const page = await browser.newPage({ viewport: { width: 1240, height: 900 } })
+  const errors: string[] = []
+  const requested: string[] = []
+  page.on('console', (m: ConsoleMessage) => { if (m.type() === 'error') errors.push(m.text()) })
+  page.on('pageerror', (e) => errors.push(e.message))
+  page.on('request', (r) => requested.push(r.url()))
+  await page.goto(url)
+  return { page, errors, requested }
+}
+
+function onlyThisOrigin (t: Tap, base: string, requested: string[]): void {
+  const elsewhere = requested.filter((u) => !u.startsWith(`${base}/`) && !u.startsWith('data:') && !u.startsWith('blob:'))
+  t.same(elsewhere, [], 'nothing is requested from another origin')
+}
+
+const card = (page: Page, file: string): Locator => page.locator(`article.card[data-file="${file}"]`)
+
+/** Pixels of the histogram's canvas near a colour: in the threshold's column, and anywhere. */
+async function canvasPixels (chart: Locator, x: number, rgb: [number, number, number], anywhere: [number, number, number]): Promise<{ column: number, anywhere: number }> {
+  return await chart.locator('canvas').evaluate((canvas: any, { x, rgb, anywhere }) => {
+    const { width, height } = canvas
+    const data = canvas.getContext('2d').getImageData(0, 0, width, height).data
+    const near = (i: number, c: number[]): boolean => Math.abs(data[i] - c[0]!) + Math.abs(data[i + 1] - c[1]!) + Math.abs(data[i + 2] - c[2]!) < 40 && data[i + 3] > 200
+    const col = Math.round(x * width / canvas.clientWidth)
+    let column = 0
+    let all = 0
+    for (let y = 0; y < height; y++) if ([col - 1, col, col + 1].some((cx) => near((y * width + cx) * 4, rgb))) column++
+    for (let i = 0; i < data.length; i += 4) if (near(i, anywhere)) all++
+    return { column, anywhere: all }
+  }, { x, rgb, anywhere })
+}
+
+async function tryItPage (t: Tap, browser: Browser, base: string, app: App): Promise<void> {
+  const { page, errors, requested } = await open(browser, `${base}/`)
+  await page.waitForSelector('body[data-ready="true"]')
+
+  await t.test('the models of GET /models, the default one chosen', async (t) => {
+    const models = (await app.inject('/models')).json() as { default: string, models: Array<{ name: string }> }
+    t.same(await page.locator('#model option').evaluateAll((os: any[]) => os.map((o) => o.value)), models.models.map((m) => m.name))
+    t.equal(await page.locator('#model').inputValue(), models.default)
+  })
+
+  await t.test('every sample: the label and verdict POST /classify gives for the same file', async (t) => {
+    for (const file of SAMPLES) {
+      await page.click(`button[data-sample="samples/${file}"]`)
+      const c = card(page, file)
+      await c.locator('.histogram canvas').waitFor()
+      const bytes = readFileSync(path.join(PUBLIC_DIR, 'samples', file))
+      const api = (await app.inject({ method: 'POST', url: '/classify', payload: bytes, headers: { 'content-type': file.endsWith('.jpg') ? 'image/jpeg' : 'image/png' } })).json()
+      t.equal(await c.locator('.label').textContent(), api.label, `${file}: label ${api.label}`)
+      t.equal(await c.getAttribute('data-verdict'), api.ood.reject ? 'reject' : 'accept', `${file}: ${api.ood.reject ? 'rejected' : 'accepted'}`)
+      t.match(await c.locator('.verdict').textContent(), api.ood.reject ? /Rejected: out of distribution.*Do not trust the label/ : /Accepted: in distribution/, 'the verdict in words')
+      const numbers = await c.locator('.numbers').textContent()
+      for (const v of [api.ood.score, api.ood.threshold, api.ood.minDistance]) t.ok(numbers!.includes(v.toFixed(3).replace('-', '−')), `shows ${v}`)
+      t.ok(numbers!.includes(api.ood.pValue < 0.01 ? api.ood.pValue.toPrecision(2) : api.ood.pValue.toFixed(3)), `shows the p-value ${api.ood.pValue}`)
+      t.equal(await c.locator('.topk li').count(), 3, 'top 3 probabilities')
+      const input = c.locator('img.model-input')
+      t.same(await input.evaluate((img: any) => [img.complete, img.naturalWidth, img.naturalHeight]), [true, 28, 28], 'the image as the model sees it, 28 × 28')
+    }
+    t.equal(await page.locator('article.card[data-verdict="accept"]').count(), 4, 'the four garments accepted')
+    t.equal(await page.locator('article.card[data-verdict="reject"]').count(), 3, 'the digits and the photo rejected')
+  })
+
+  await t.test('the histogram draws bars, the threshold line and the score line', async (t) => {
+    for (const file of ['fashion-ankle-boot.png', 'mnist-7.png']) {
+      const chart = card(page, file).locator('.histogram .chart')
+      const thresholdX = Number(await chart.getAttribute('data-threshold-x'))
+      const scoreX = Number(await chart.getAttribute('data-score-x'))
+      t.ok(thresholdX > 0 && scoreX > 0, `${file}: threshold at x=${thresholdX}, score at x=${scoreX}`)
+      const threshold = await canvasPixels(chart, thresholdX, [176, 0, 32], [91, 127, 168])
+      t.ok(threshold.column >= 40, `${file}: ${threshold.column} threshold-coloured pixels in the threshold's column`)
+      t.ok(threshold.anywhere >= 500, `${file}: ${threshold.anywhere} bar-coloured pixels`)
+      const score = await canvasPixels(chart, scoreX, [17, 17, 17], [17, 17, 17])
+      t.ok(score.column >= 60, `${file}: ${score.column} score-coloured pixels in the score's column`)
+      t.match(await card(page, file).locator('.histogram').getAttribute('aria-label'), /threshold at .* score at/, 'described for screen readers')
+    }
+    const rejectedLeft = Number(await card(page, 'mnist-7.png').locator('.chart').getAttribute('data-score-x')) <
+      Number(await card(page, 'mnist-7.png').locator('.chart').getAttribute('data-threshold-x'))
+    t.ok(rejectedLeft, 'a rejected score is drawn left of the threshold')
+    await card(page, 'fashion-ankle-boot.png').screenshot({ path: path.join(SHOTS, 'accepted.png') })
+    await card(page, 'mnist-7.png').screenshot({ path: path.join(SHOTS, 'rejected.png') })
+    t.comment(`screenshots: ${path.join(SHOTS, 'accepted.png')}, ${path.join(SHOTS, 'rejected.png')}`)
+  })
+
+  await t.test('a GIF: 415 with the catalogue\'s message', async (t) => {
+    const gif = await sharp(readFileSync(path.join(PUBLIC_DIR, 'samples', 'mnist-7.png'))).gif().toBuffer()
+    await page.setInputFiles('#files', { name: 'digit.gif', mimeType: 'image/gif', buffer: gif })
+    const c = card(page, 'digit.gif')
+    await c.locator('.error').waitFor()
+    const api = await app.inject({ method: 'POST', url: '/classify', ...multipart([{ field: 'image', filename: 'digit.gif', contentType: 'image/gif', data: gif }]) })
+    t.equal(api.statusCode, 415)
+    t.equal(await c.locator('.error .message').textContent(), api.json().error.message)
+    t.match(await c.locator('.verdict').textContent(), /unsupported file type/)
+    t.equal(await c.locator('.error .code').textContent(), `HTTP 415 · ${api.json().error.code as string}`)
+  })
+
+  await t.test('a file over the upload limit: 413 with the catalogue\'s message', async (t) => {
+    const huge = Buffer.concat([readFileSync(path.join(PUBLIC_DIR, 'samples', 'photo-cat.jpg')), Buffer.alloc(2 * MiB)])
+    await page.setInputFiles('#files', { name: 'huge.jpg', mimeType: 'image/jpeg', buffer: huge })
+    const c = card(page, 'huge.jpg')
+    await c.locator('.error').waitFor()
+    t.match(await c.locator('.verdict').textContent(), /file too large/)
+    t.match(await c.locator('.error .message').textContent(), new RegExp(`more than ${MiB} \\(MAX_REQUEST_BYTES\\)`))
+    t.match(await c.locator('.error .code').textContent(), /^HTTP 413 · ISOMAX_PAYLOAD_TOO_LARGE$/)
+  })
+
+  await t.test('overloaded: 503 with the catalogue\'s message and when to retry', async (t) => {
+    // A request that declares 1 MiB and sends none of it holds the whole in-flight budget.
+    const port = Number(new URL(base).port)
+    const held = net.connect(port, '127.0.0.1')
+    t.teardown(() => { held.destroy() })
+    await new Promise<void>((resolve) => held.once('connect', () => resolve()))
+    held.write(`POST /classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: ${MiB}\r\n\r\n`)
+    await t.resolveMatch(waitUntil(async () => (await fetch(`${base}/classify`, { method: 'POST', body: 'x', headers: { 'content-type': 'image/png' } })).status === 503), true, 'the budget is taken')
+    await page.click('button[data-sample="samples/fashion-coat.png"]')
+    const c = page.locator('article.card[data-file="fashion-coat.png"][data-verdict="error"]')
+    await c.locator('.error').waitFor()
+    t.match(await c.locator('.verdict').textContent(), /the service is busy/)
+    t.match(await c.locator('.error .message').textContent(), /MAX_INFLIGHT_BYTES\); retry shortly/)
+    t.equal(await c.locator('.error .hint').textContent(), 'Try again in 1 s.')
+  })
+
+  t.equal(await page.locator('#docs-link').isVisible(), true, 'the API docs are linked (API_DOCS_ENABLED)')
+  const csp = errors.filter((e) => /Content Security Policy/i.test(e))
+  t.same(csp, [], 'no Content-Security-Policy violation')
+  t.same(errors.filter((e) => !/status of (413|415|503)/.test(e)), [], 'no console error but the failed uploads the tests caused')
+  onlyThisOrigin(t, base, requested)
+  await page.close()
+}
+
+async function waitUntil (check: () => Promise<boolean>, timeoutMs = 5000): Promise<boolean> {
+  const end = Date.now() + timeoutMs
+  while (Date.now() < end) {
+    if (await check()) return true
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return false
+}
+
+async function docsPage (t: Tap, browser: Browser, base: string): Promise<void> {
+  const { page, errors, requested } = await open(browser, `${base}/docs`)
+  await t.test('/docs lists the classify operation and the v2 routes', async (t) => {
+    const classify = page.locator('.opblock-post .opblock-summary-path[data-path="/classify"]')
+    await classify.waitFor()
+    t.equal(await classify.count(), 1, 'POST /classify')
+    t.equal(await page.locator('.opblock-summary-path[data-path="/models/{name}"]').count(), 1, 'GET /models/{name}')
+    t.equal(await page.locator('.opblock-post .opblock-summary-path[data-path="/v2/models/{name}/infer"]').count(), 1, 'POST /v2/models/{name}/infer')
+    t.equal(await page.locator('.opblock-summary-path[data-path="/"]').count(), 0, 'the page itself is not an operation')
+    t.same(errors, [], 'no console error, no Content-Security-Policy violation')
+    onlyThisOrigin(t, base, requested)
+  })
+  await page.close()
+}
