@@ -41,7 +41,7 @@ export default async function modelRoutes (app: FastifyInstance): Promise<void> 
   typed.get('/models/:name', {
     schema: {
       summary: 'One served model, with its calibration sample',
-      description: 'As an entry of GET /models, plus the sorted calibration scores (and per-class ones and thresholds, when calibrated per class) that the threshold and the p-values come from.',
+      description: 'As an entry of GET /models, plus the sorted calibration scores (and per-class ones and thresholds, when calibrated per class) that the threshold and the p-values come from, and the temperature behind the probabilities.',
       tags: ['models'],
       params: ModelParamsSchema,
       response: { 200: ModelDetailSchema, 404: ErrorSchema.describe('Unknown model'), 414: ErrorSchema.describe('A model name longer than 200 characters') }
@@ -50,7 +50,8 @@ export default async function modelRoutes (app: FastifyInstance): Promise<void> 
     const m = app.engine.manifest.models.get(req.params.name)
     if (m === undefined) throw new ModelNotFoundError(req.params.name)
     const base = info(m)
-    const { scores, classScores } = m.ood.calibration
+    const { scores, classScores, classN } = m.ood.calibration
+    const p = m.probabilities
     return {
       ...base,
       ood: {
@@ -58,9 +59,11 @@ export default async function modelRoutes (app: FastifyInstance): Promise<void> 
         ...(m.ood.classThresholds !== undefined ? { classThresholds: m.ood.classThresholds } : {}),
         calibration: {
           ...(scores !== undefined ? { scores } : {}),
-          ...(classScores !== undefined ? { classScores } : {})
+          ...(classScores !== undefined ? { classScores } : {}),
+          ...(classN !== undefined ? { classN } : {})
         }
-      }
+      },
+      ...(p !== undefined ? { probabilities: { temperature: p.temperature, n: p.n, ece: p.ece } } : {})
     }
   })
 }

@@ -120,9 +120,15 @@ export const ModelDetailSchema = ModelInfoSchema.extend({
     classThresholds: z.array(z.number()).optional().describe('Per predicted class (Mondrian calibration), used instead of `threshold` for an image predicted as that class'),
     calibration: z.object({
       scores: z.array(z.number()).optional().describe('Sorted sample (quantiles) of the in-distribution calibration scores: what `ood.pValue` is computed against'),
-      classScores: z.array(z.array(z.number())).optional().describe('The same per predicted class (Mondrian calibration), in label order; an empty list means the class uses `scores`')
+      classScores: z.array(z.array(z.number())).optional().describe('The same per predicted class (Mondrian calibration), in label order: an image predicted as class i gets its p-value from `classScores[i]`; an empty list means the class uses `scores`'),
+      classN: z.array(z.number().int()).optional().describe('Per predicted class: how many calibration images the model predicted as that class')
     })
-  })
+  }),
+  probabilities: z.object({
+    temperature: z.number().describe('topK probabilities are softmax(logits / temperature)'),
+    n: z.number().int().describe('Labelled held-out images the temperature was fitted on'),
+    ece: z.object({ before: z.number(), after: z.number() }).describe('Expected calibration error on those images without and with the temperature')
+  }).optional().describe('The fitted temperature behind the topK probabilities; absent: softmax(logits) as exported')
 }).meta({ id: 'ModelDetail' })
 
 export const ModelsResponseSchema = z.object({

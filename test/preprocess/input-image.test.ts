@@ -15,9 +15,13 @@ import { fixturePng } from '../helpers/images.js'
 const spec = (await loadManifest(MANIFEST)).models.get('fashion-mnist-isomaxplus')!.input
 const limits: PreprocessLimits = { maxInputPixels: 40_000_000 }
 
-async function pixelsOf (dataUrl: string): Promise<{ data: Buffer, info: sharp.OutputInfo }> {
+async function pixelsOf (dataUrl: string): Promise<{ data: Buffer, info: { width: number, height: number, channels: number } }> {
   t.match(dataUrl, /^data:image\/png;base64,/)
-  return await sharp(Buffer.from(dataUrl.split(',')[1]!, 'base64')).raw().toBuffer({ resolveWithObject: true })
+  const png = Buffer.from(dataUrl.split(',')[1]!, 'base64')
+  // What the PNG holds (sharp's raw output would be sRGB, three bands, whatever the file).
+  const { channels } = await sharp(png).metadata()
+  const { data, info } = await sharp(png).toColourspace(channels === 1 ? 'b-w' : 'srgb').raw().toBuffer({ resolveWithObject: true })
+  return { data, info: { ...info, channels } }
 }
 
 t.test('every 8-bit level survives the round trip, grey and RGB', async (t) => {
@@ -35,7 +39,7 @@ t.test('a 28 × 28 fixture (fast path): the PNG holds its very pixels', async (t
   t.equal(decoder, 'png-fast')
   const { data, info } = await pixelsOf(await inputImageDataUrl(tensor, spec))
   t.same([info.width, info.height, info.channels], [28, 28, 1])
-  t.same(data, await sharp(png).raw().toBuffer())
+  t.same(data, await sharp(png).toColourspace('b-w').raw().toBuffer())
 })
 
 t.test('a colour photo (sharp: grey, resized): the PNG\'s pixels give the tensor back exactly', async (t) => {
@@ -52,7 +56,7 @@ t.test('POST /classify?include=input adds the data URL; without it there is none
   const post = async (url: string): Promise<any> => (await app.inject({ method: 'POST', url, payload: fixturePng(2), headers: { 'content-type': 'image/png' } })).json()
   const withInput = await post('/classify?include=input,logits')
   const { data } = await pixelsOf(withInput.input)
-  t.same(data, await sharp(fixturePng(2)).raw().toBuffer())
+  t.same(data, await sharp(fixturePng(2)).toColourspace('b-w').raw().toBuffer())
   t.type(withInput.logits, Array, 'with logits too')
   t.equal((await post('/classify')).input, undefined)
   const bad = await app.inject({ method: 'POST', url: '/classify?include=pixels', payload: fixturePng(2), headers: { 'content-type': 'image/png' } })

@@ -10,19 +10,23 @@ import { copyModels, editManifest } from '../helpers/manifest-copy.js'
 
 const manifest = await loadManifest(MANIFEST)
 
-t.test('every model: its GET /models entry, its threshold and its sorted calibration scores', async (t) => {
+t.test('every model: its GET /models entry, its thresholds, its sorted calibration scores and its temperature', async (t) => {
   const { app } = await buildOver(t)
   const list = (await app.inject('/models')).json() as { models: Array<Record<string, any>> }
+  t.ok(list.models.some((e) => manifest.models.get(e.name as string)!.ood.classThresholds !== undefined), 'a shipped model is calibrated per class')
   for (const entry of list.models) {
     const res = await app.inject(`/models/${encodeURIComponent(entry.name as string)}`)
     t.equal(res.statusCode, 200)
-    const body = res.json()
+    const { probabilities, ...body } = res.json()
     const m = manifest.models.get(entry.name as string)!
     const { calibration, classThresholds, ...ood } = body.ood
     t.same({ ...body, ood }, entry, `${entry.name as string}: the same fields as in GET /models`)
-    t.same(calibration, { scores: m.ood.calibration.scores }, 'the manifest\'s calibration sample')
-    t.equal(classThresholds, undefined, 'no per-class thresholds in the shipped manifest')
-    t.ok(calibration.scores.every((s: number, i: number, a: number[]) => i === 0 || a[i - 1]! <= s), 'sorted')
+    const { scores, classScores, classN } = m.ood.calibration
+    t.same(calibration, JSON.parse(JSON.stringify({ scores, classScores, classN })), 'the manifest\'s calibration samples')
+    t.same(classThresholds, m.ood.classThresholds, 'the manifest\'s per-class thresholds, if any')
+    t.same(probabilities, { temperature: m.probabilities!.temperature, n: m.probabilities!.n, ece: m.probabilities!.ece }, 'the fitted temperature')
+    const sorted = (a: number[]): boolean => a.every((s, i) => i === 0 || a[i - 1]! <= s)
+    t.ok(sorted(calibration.scores) && (calibration.classScores ?? []).every(sorted), 'sorted')
   }
 })
 
@@ -50,7 +54,7 @@ t.test('per-class calibration: the class thresholds and scores, which the p-valu
   const body = (await app.inject('/models/fashion-mnist-isomaxplus')).json()
   t.same(body.ood.classThresholds, classThresholds)
   t.same(body.ood.calibration, { classScores })
-  const result = (await app.inject({ method: 'POST', url: '/classify', payload: fixturePng(0), headers: { 'content-type': 'image/png' } })).json()
+  const result = (await app.inject({ method: 'POST', url: '/models/fashion-mnist-isomaxplus/classify', payload: fixturePng(0), headers: { 'content-type': 'image/png' } })).json()
   t.equal(result.classIndex, 0)
   t.equal(result.ood.threshold, body.ood.classThresholds[0], 'the threshold of the predicted class')
   t.equal(result.ood.pValue, conformalPValue(body.ood.calibration.classScores[0], result.ood.score), 'the p-value against that class\'s sample')

@@ -7,9 +7,10 @@ import { mkdirSync, readFileSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import sharp from 'sharp'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { Browser, ConsoleMessage, Locator, Page } from 'playwright-core'
 import { findChromium, launchChromium, NO_CHROMIUM } from '../../scripts/browser.js'
+import { conformalPValue } from '../../src/ood/threshold.js'
 import { PUBLIC_DIR } from '../../src/ui/public-dir.js'
 import { build } from '../helpers/build.js'
 import { REPO } from '../helpers/data.js'
@@ -37,7 +38,7 @@ else {
 }
 
 type App = Awaited<ReturnType<typeof build>>
-type Tap = typeof t
+type Tap = Test
 
 /** A page that records console errors (CSP violations among them) and every URL requested. */
 async function open (browser: Browser, url: string): Promise<{ page: Page, errors: string[], requested: string[] }> {
@@ -84,6 +85,8 @@ async function tryItPage (t: Tap, browser: Browser, base: string, app: App): Pro
   })
 
   await t.test('every sample: the label and verdict POST /classify gives for the same file', async (t) => {
+    const detail = (await app.inject(`/models/${await page.locator('#model').inputValue()}`)).json()
+    t.ok(detail.ood.classThresholds, 'the default model is calibrated per class')
     for (const file of SAMPLES) {
       await page.click(`button[data-sample="samples/${file}"]`)
       const c = card(page, file)
@@ -96,12 +99,46 @@ async function tryItPage (t: Tap, browser: Browser, base: string, app: App): Pro
       const numbers = await c.locator('.numbers').textContent()
       for (const v of [api.ood.score, api.ood.threshold, api.ood.minDistance]) t.ok(numbers!.includes(v.toFixed(3).replace('-', '−')), `shows ${v}`)
       t.ok(numbers!.includes(api.ood.pValue < 0.01 ? api.ood.pValue.toPrecision(2) : api.ood.pValue.toFixed(3)), `shows the p-value ${api.ood.pValue}`)
+      t.match(numbers, /OOD score \(Mahalanobis score\)/, 'the score named as the model\'s ood.score')
+      // The histogram is of the sample that decided: the predicted class's own (Mondrian), the
+      // one whose conformal p-value is the response's, under the threshold of that class.
+      const histogram = c.locator('.histogram')
+      t.equal(await histogram.getAttribute('data-calibration'), `class:${api.classIndex as number}`, `${file}: the sample of class ${api.label as string}`)
+      t.equal(api.ood.threshold, detail.ood.classThresholds[api.classIndex], 'the response\'s threshold is its class\'s')
+      t.equal(conformalPValue(detail.ood.calibration.classScores[api.classIndex], api.ood.score), api.ood.pValue, 'the drawn sample gives the response\'s p-value')
+      t.match(await histogram.locator('figcaption').textContent(), `among the ${detail.ood.calibration.classN[api.classIndex] as number} calibration images predicted “${api.label as string}”`, 'the caption says which sample')
+      t.match(numbers, `Threshold (class “${api.label as string}”)`, 'the threshold says it is the class\'s')
       t.equal(await c.locator('.topk li').count(), 3, 'top 3 probabilities')
+      t.equal(await c.locator('.topk li .value').first().textContent(), `${(api.topK[0].probability * 100).toFixed(1)} %`, 'the calibrated probability')
+      t.match(await c.locator('.note').textContent(), `softmax(logits / ${detail.probabilities.temperature.toFixed(3) as string})`, 'says the probabilities are temperature-scaled')
       const input = c.locator('img.model-input')
       t.same(await input.evaluate((img: any) => [img.complete, img.naturalWidth, img.naturalHeight]), [true, 28, 28], 'the image as the model sees it, 28 × 28')
     }
     t.equal(await page.locator('article.card[data-verdict="accept"]').count(), 4, 'the four garments accepted')
     t.equal(await page.locator('article.card[data-verdict="reject"]').count(), 3, 'the digits and the photo rejected')
+  })
+
+  await t.test('a SoftMax model: global calibration, its score\'s name, no minimum distance', async (t) => {
+    const model = 'fashion-mnist-softmax'
+    await page.selectOption('#model', model)
+    const info = page.locator('#model-info', { hasText: 'SoftMax head' })
+    await info.waitFor()
+    t.match(await info.textContent(), /^SoftMax head · decides by the max logit \(maxlogit\) · threshold −?[0-9.]+, which accepted/, 'the model described')
+    await page.click('button[data-sample="samples/photo-cat.jpg"]')
+    const c = page.locator(`article.card[data-file="photo-cat.jpg"][data-model="${model}"]`)
+    await c.locator('.histogram canvas').waitFor()
+    const bytes = readFileSync(path.join(PUBLIC_DIR, 'samples', 'photo-cat.jpg'))
+    const api = (await app.inject({ method: 'POST', url: `/models/${model}/classify`, payload: bytes, headers: { 'content-type': 'image/jpeg' } })).json()
+    t.equal(api.ood.minDistance, undefined, 'the API has no minimum distance for a SoftMax head')
+    t.equal(await c.locator('.label').textContent(), api.label, `label ${api.label as string}`)
+    t.equal(await c.getAttribute('data-verdict'), api.ood.reject ? 'reject' : 'accept')
+    t.equal(await c.locator('.histogram').getAttribute('data-calibration'), 'global', 'the global sample')
+    t.match(await c.locator('.histogram figcaption').textContent(), /among all 5,000 in-distribution calibration images, drawn from 1,000 quantiles/)
+    const numbers = await c.locator('.numbers').textContent()
+    t.match(numbers, /OOD score \(max logit\)/)
+    t.match(numbers, /Threshold−?[0-9.]+ — reject below/, 'one threshold for every class')
+    t.match(numbers, /Minimum distancen\/a: a SoftMax head has no class prototypes/)
+    await page.selectOption('#model', (await app.inject('/models')).json().default)
   })
 
   await t.test('the histogram draws bars, the threshold line and the score line', async (t) => {
@@ -115,7 +152,7 @@ async function tryItPage (t: Tap, browser: Browser, base: string, app: App): Pro
       t.ok(threshold.anywhere >= 500, `${file}: ${threshold.anywhere} bar-coloured pixels`)
       const score = await canvasPixels(chart, scoreX, [17, 17, 17], [17, 17, 17])
       t.ok(score.column >= 60, `${file}: ${score.column} score-coloured pixels in the score's column`)
-      t.match(await card(page, file).locator('.histogram').getAttribute('aria-label'), /threshold at .* score at/, 'described for screen readers')
+      t.match(await card(page, file).locator('.histogram').getAttribute('aria-label'), /^Histogram of the Mahalanobis scores of the [0-9,]+ calibration images predicted “[^”]+”, with the threshold of class “[^”]+” at −?[0-9.]+ and this image's score at −?[0-9.]+, (above|below) it\.$/, 'described for screen readers')
     }
     const rejectedLeft = Number(await card(page, 'mnist-7.png').locator('.chart').getAttribute('data-score-x')) <
       Number(await card(page, 'mnist-7.png').locator('.chart').getAttribute('data-threshold-x'))

@@ -2,7 +2,7 @@
 // request, and show each result as a card. Everything it calls is the public API.
 import { classify, docsAvailable, listModels, modelDetail } from './api.js'
 import { el } from './dom.js'
-import { headName, num, percent } from './format.js'
+import { count, headName, num, percent, scoreName } from './format.js'
 import { pendingCard, showError, showResult } from './result-card.js'
 
 const TOP_K = 3
@@ -66,10 +66,13 @@ function submitFiles (files) {
   for (const f of Array.from(files)) submit(f, f.name)
 }
 
-/** @param {import('./api.js').ModelInfo} m */
+/** @param {import('./api.js').ModelDetail} m */
 function describe (m) {
-  return `${headName(m.head)} head · decides by the ${m.ood.score} score · threshold ${num(m.ood.threshold)}, ` +
-    `which accepted ${percent(m.ood.achievedTpr)} of ${m.ood.calibrationN} in-distribution calibration images (target ${percent(m.ood.targetTpr, 0)}) · ` +
+  const score = scoreName(m.ood.score)
+  const rule = m.ood.classThresholds !== undefined
+    ? `a threshold per predicted class, each set to accept ${percent(m.ood.targetTpr, 0)} of the ${count(m.ood.calibrationN)} in-distribution calibration images predicted as that class`
+    : `threshold ${num(m.ood.threshold)}, which accepted ${percent(m.ood.achievedTpr)} of ${count(m.ood.calibrationN)} in-distribution calibration images (target ${percent(m.ood.targetTpr, 0)})`
+  return `${headName(m.head)} head · decides by the ${score} (${m.ood.score}) · ${rule} · ` +
     `input ${m.input.width} × ${m.input.height} ${m.input.colour} · labels: ${m.labels.join(', ')}`
 }
 
@@ -79,9 +82,9 @@ async function start () {
   modelSelect.value = fallback
   const info = $('model-info')
   const show = () => {
-    const m = models.find((x) => x.name === modelSelect.value)
-    if (m !== undefined) info.textContent = describe(m)
-    void detailOf(modelSelect.value).catch(() => {})
+    const name = modelSelect.value
+    info.textContent = ''
+    detailOf(name).then((m) => { if (modelSelect.value === name) info.textContent = describe(m) }, () => {})
   }
   modelSelect.addEventListener('change', show)
   show()

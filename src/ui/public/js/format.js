@@ -28,6 +28,25 @@ export function headName (head) {
   return HEADS[head] ?? head
 }
 
+const SCORES = /** @type {Record<string, string>} */ ({
+  mds: 'minimum-distance score',
+  entropic: 'entropic score',
+  msp: 'max softmax probability',
+  maxlogit: 'max logit',
+  energy: 'energy score',
+  mahalanobis: 'Mahalanobis score'
+})
+
+/** @param {string} kind the manifest's `ood.score` (the response's `ood.kind`) */
+export function scoreName (kind) {
+  return SCORES[kind] ?? kind
+}
+
+/** @param {number} n a count, with thousands separated */
+export function count (n) {
+  return n.toLocaleString('en-GB')
+}
+
 /** @param {number} bytes */
 export function size (bytes) {
   if (bytes < 1024) return `${bytes} B`

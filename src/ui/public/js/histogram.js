@@ -37,7 +37,7 @@ export function bins (scores, count = 30) {
  * `host.dataset` gets the threshold's and the score's x position in CSS pixels from the
  * canvas's left edge, for the browser test to look for the lines there.
  * @param {HTMLElement} host
- * @param {{ scores: number[], threshold: number, score: number, kind: string, width: number }} o
+ * @param {{ scores: number[], threshold: number, score: number, kind: string, width: number }} o kind: the score's name, for the axis
  */
 export function drawHistogram (host, o) {
   const { centres, shares, width } = bins(o.scores)
@@ -95,7 +95,8 @@ export function drawHistogram (host, o) {
       y: { range: [0, top] }
     },
     axes: [
-      { label: `OOD score (${o.kind}); higher = more in-distribution`, values: (_u, vals) => vals.map((v) => v.toFixed(2).replace(/^-/, '−')) },
+      // As many decimals as the tick spacing needs: −2.25 for the entropic score, −220 for Mahalanobis.
+      { label: `${o.kind}; higher = more in-distribution`, values: (_u, vals, _axis, _space, incr) => vals.map((v) => v.toFixed(Math.max(0, Math.min(4, -Math.floor(Math.log10(incr))))).replace(/^-/, '−')) },
       { label: 'calibration images', size: 56, values: (_u, vals) => vals.map((v) => `${Math.round(v * 100)} %`) }
     ],
     series: [

@@ -2,7 +2,7 @@
 // against the calibration distribution. A rejected image is marked by colour, an icon and
 // words together, never colour alone.
 import { dl, el } from './dom.js'
-import { num, pValue, percent, size } from './format.js'
+import { count, headName, num, pValue, percent, scoreName, size } from './format.js'
 import { drawHistogram } from './histogram.js'
 
 /**
@@ -28,16 +28,43 @@ export function pendingCard (name, image, model) {
 }
 
 /**
- * The calibration scores the image is compared with: those of its predicted class under
- * per-class calibration, as the service's p-value uses them, else all of them.
+ * The calibration sample the service compared this image with, chosen as decide()
+ * (src/ood/decision.ts) chooses it: under per-class (Mondrian) calibration, the scores of the
+ * calibration images predicted as the image's class, unless that class had too few to keep a
+ * sample of its own; otherwise the model's global sample. `n` is how many calibration images
+ * the sample stands for (`scores` may be quantiles of them).
  * @param {ModelDetail} model
  * @param {number} classIndex
- * @returns {{ scores: number[], which: string }}
+ * @returns {{ scores: number[], n: number, which: string, sample: string, perClassThreshold: boolean }}
  */
 export function calibrationFor (model, classIndex) {
-  const own = model.ood.calibration.classScores?.[classIndex]
-  if (own !== undefined && own.length > 0) return { scores: own, which: `calibration images predicted “${model.labels[classIndex]}”` }
-  return { scores: model.ood.calibration.scores ?? [], which: 'in-distribution calibration images' }
+  const { calibration, classThresholds, calibrationN } = model.ood
+  const label = model.labels[classIndex]
+  const perClassThreshold = classThresholds?.[classIndex] !== undefined
+  const own = calibration.classScores?.[classIndex]
+  if (own !== undefined && own.length > 0) {
+    const n = calibration.classN?.[classIndex] ?? own.length
+    return { scores: own, n, which: `the ${count(n)} calibration images predicted “${label}”`, sample: `class:${classIndex}`, perClassThreshold }
+  }
+  const scores = calibration.scores ?? []
+  return { scores, n: calibrationN, which: `all ${count(calibrationN)} in-distribution calibration images`, sample: 'global', perClassThreshold }
+}
+
+/**
+ * What the probabilities are, and why they do not decide trust.
+ * @param {ModelDetail} model
+ * @param {boolean} reject
+ * @param {number} top the largest probability
+ */
+function probabilityNote (model, reject, top) {
+  const p = model.probabilities
+  const what = p !== undefined
+    ? `Probabilities: softmax(logits / ${num(p.temperature)}), a temperature fitted on ${count(p.n)} held-out images (calibration error ${percent(p.ece.before)} → ${percent(p.ece.after)}).`
+    : 'Probabilities: softmax of the logits, uncalibrated.'
+  const why = reject && top >= 0.5
+    ? ' A high probability here only ranks the classes this model knows; the OOD score says the image is like none of them.'
+    : ''
+  return what + why
 }
 
 /**
@@ -76,37 +103,43 @@ export function showResult (card, r, model) {
         el('span', { class: 'name' }, k.label),
         el('meter', { min: '0', max: '1', value: String(k.probability), 'aria-label': k.label }),
         el('span', { class: 'value' }, percent(k.probability))))),
-    el('p', { class: 'note' }, best.probability < 0.5 && model.head !== 'softmax'
-      ? 'IsoMax probabilities are deliberately spread out: read them as a ranking, and let the OOD verdict decide trust.'
-      : ''))
+    el('p', { class: 'note' }, probabilityNote(model, reject, best.probability)))
 
   const cal = calibrationFor(model, r.classIndex)
+  const score = scoreName(r.ood.kind)
   const below = cal.scores.filter((s) => s <= r.ood.score).length
+  const thresholdOf = cal.perClassThreshold ? `the threshold of class “${r.label}”` : 'the threshold'
   const chartBox = el('div', { class: 'chart' })
   const histogram = el('figure', {
     class: 'histogram',
     role: 'img',
-    'aria-label': `Histogram of ${cal.scores.length} ${cal.which}' ${r.ood.kind} scores, with the threshold at ${num(r.ood.threshold)} and this image's score at ${num(r.ood.score)}, ${reject ? 'below' : 'above'} it.`
+    'data-calibration': cal.sample,
+    'aria-label': `Histogram of the ${score}s of ${cal.which}, with ${thresholdOf} at ${num(r.ood.threshold)} and this image's score at ${num(r.ood.score)}, ${reject ? 'below' : 'above'} it.`
   }, chartBox, el('figcaption', {},
-    `This image's score among ${cal.which} (${cal.scores.length} quantiles). `,
-    el('span', { class: 'key key-threshold' }, 'dashed: threshold'), ', ',
+    `This image's ${score} among ${cal.which}`,
+    cal.sample === 'global' ? '' : ' (per-class calibration: its own sample and threshold)',
+    cal.scores.length < cal.n ? `, drawn from ${count(cal.scores.length)} quantiles` : '',
+    '. ',
+    el('span', { class: 'key key-threshold' }, `dashed: ${thresholdOf}`), ', ',
     el('span', { class: 'key key-score' }, 'solid: this image'), ', ',
     el('span', { class: 'key key-region' }, 'shaded: reject region'), '.'))
 
   const oodRows = /** @type {Array<[string, string]>} */ ([
-    [`OOD score (${r.ood.kind})`, num(r.ood.score)],
-    ['Threshold', `${num(r.ood.threshold)} — reject below`]
+    [`OOD score (${score})`, num(r.ood.score)],
+    [cal.perClassThreshold ? `Threshold (class “${r.label}”)` : 'Threshold', `${num(r.ood.threshold)} — reject below`]
   ])
   if (r.ood.pValue !== undefined) {
-    const share = below === 0 ? `lower than every one of the ${cal.which}` : `${percent(below / cal.scores.length)} of ${cal.which} score this low or lower`
+    const share = below === 0 ? `lower than every one of ${cal.which}` : `${percent(below / cal.scores.length)} of ${cal.which} score this low or lower`
     oodRows.push(['p-value', `${pValue(r.ood.pValue)} — ${share}`])
   }
-  if (r.ood.minDistance !== undefined) oodRows.push(['Minimum distance', `${num(r.ood.minDistance)} to the nearest class prototype`])
+  oodRows.push(['Minimum distance', r.ood.minDistance !== undefined
+    ? `${num(r.ood.minDistance)} to the nearest class prototype`
+    : `n/a: a ${headName(model.head)} head has no class prototypes`])
 
   const body = /** @type {HTMLElement} */ (card.querySelector('.body'))
   body.append(prediction, el('section', { class: 'ood', 'aria-label': 'Out-of-distribution decision' }, histogram, dl('numbers', oodRows)))
   if (cal.scores.length > 0) {
-    drawHistogram(chartBox, { scores: cal.scores, threshold: r.ood.threshold, score: r.ood.score, kind: r.ood.kind, width: Math.max(260, Math.min(560, chartBox.clientWidth || 480)) })
+    drawHistogram(chartBox, { scores: cal.scores, threshold: r.ood.threshold, score: r.ood.score, kind: score, width: Math.max(260, Math.min(560, chartBox.clientWidth || 480)) })
   } else {
     chartBox.append(el('p', {}, 'This model\'s manifest holds no calibration scores to draw.'))
   }
