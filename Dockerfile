@@ -57,6 +57,8 @@ ENV NODE_ENV=production \
 COPY package.json ./
 COPY --from=deps-gpu /app/node_modules ./node_modules
 COPY --from=build /src/dist/src ./dist/src
+# The try-it page's files, served as they are (UI_ENABLED); dist/src/ui finds them here.
+COPY src/ui/public ./src/ui/public
 COPY models ./models
 # Files stay root-owned and read-only to the service.
 USER 1000:1000
@@ -76,6 +78,8 @@ ENV NODE_ENV=production \
 COPY package.json ./
 COPY --from=deps-cpu /app/node_modules ./node_modules
 COPY --from=build /src/dist/src ./dist/src
+# The try-it page's files, served as they are (UI_ENABLED); dist/src/ui finds them here.
+COPY src/ui/public ./src/ui/public
 COPY models ./models
 # The image's `node` user (uid 1000), by number so Kubernetes' runAsNonRoot can verify it.
 USER 1000:1000

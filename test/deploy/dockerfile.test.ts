@@ -70,6 +70,9 @@ for (const [name, provider, deps] of [['runtime-cpu', 'cpu', 'deps-cpu'], ['runt
     t.ok(all(s, 'COPY').includes(`--from=${deps} /app/node_modules ./node_modules`), `production node_modules from ${deps}`)
     t.ok(all(stage(deps), 'RUN').some((r) => r.includes('npm ci --omit=dev')), `${deps} installs without dev dependencies`)
     t.ok(all(s, 'COPY').includes('models ./models'), 'models copied in (a mount on /app/models overrides them)')
+    // src/ui/public-dir.ts looks for the page at <package root>/src/ui/public: /app has package.json.
+    t.ok(all(s, 'COPY').includes('package.json ./'), 'package.json marks /app as the package root')
+    t.ok(all(s, 'COPY').includes('src/ui/public ./src/ui/public'), 'the try-it page\'s files, which are not compiled')
     t.equal(all(s, 'WORKDIR').at(-1), '/app', 'MODELS_MANIFEST=models/manifest.json resolves to /app/models')
   })
 }

@@ -77,6 +77,11 @@ for (const d of deployments) {
     let config: Config = defaults
     t.doesNotThrow(() => { config = loadConfig(env) }, 'loadConfig accepts the container environment')
     t.equal(config.HOST, '0.0.0.0', 'listens on every interface')
+    // The pages for people (/ and /docs) ride on the Service's http port with the API; their
+    // switches are spelled out where an operator looks for them.
+    t.ok(env.UI_ENABLED !== undefined && env.API_DOCS_ENABLED !== undefined, 'UI_ENABLED and API_DOCS_ENABLED are set explicitly')
+    t.equal(config.UI_ENABLED, true, 'the try-it page is served')
+    t.equal(config.API_DOCS_ENABLED, true, 'the API docs are served')
 
     const http = c.ports.find((p) => p.name === 'http')
     t.ok(http, 'a port named http')
