@@ -1,8 +1,7 @@
 // The try-it page and the API docs in a real browser: Debian's Chromium, driven by
 // playwright-core, against the real service (shipped models, ONNX Runtime) on a free port.
-// Without Chromium this test fails, saying how to install it, unless SKIP_BROWSER_TESTS=1 opts
-// out (then it is reported as skipped, with that reason). Screenshots of an accepted and a
-// rejected card go to .tap/screenshots/ (not committed).
+// Without Chromium this test fails, saying how to install it (.ci/run does). Screenshots of an
+// accepted and a rejected card go to .tap/screenshots/ (not committed).
 import { mkdirSync, readFileSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
@@ -23,10 +22,9 @@ const MiB = 1024 * 1024
 const ENV = { MAX_UPLOAD_BYTES: String(MiB), MAX_INFLIGHT_BYTES: String(MiB) }
 const SAMPLES = ['fashion-ankle-boot.png', 'fashion-trouser.png', 'fashion-coat.png', 'fashion-sandal.png', 'mnist-7.png', 'mnist-3.png', 'photo-cat.jpg']
 
-const skip = process.env.SKIP_BROWSER_TESTS === '1' ? 'SKIP_BROWSER_TESTS=1' : false
-if (skip === false && findChromium() === null) t.fail(`${NO_CHROMIUM}; or set SKIP_BROWSER_TESTS=1 to skip the browser test`)
+if (findChromium() === null) t.fail(NO_CHROMIUM)
 else {
-  t.test('in Chromium', { skip }, async (t) => {
+  t.test('in Chromium', async (t) => {
     const app = await build(t, ENV)
     const base = await app.listen({ host: '127.0.0.1', port: 0 })
     const browser = await launchChromium()
@@ -162,6 +160,42 @@ async function tryItPage (t: Tap, browser: Browser, base: string, app: App): Pro
     t.comment(`screenshots: ${path.join(SHOTS, 'accepted.png')}, ${path.join(SHOTS, 'rejected.png')}`)
   })
 
+  await t.test('a rejected image is unmistakable: colour, icon and words, with AA contrast', async (t) => {
+    for (const [file, verdict, words, icon] of [['mnist-7.png', 'reject', 'Rejected: out of distribution', '✕'], ['fashion-ankle-boot.png', 'accept', 'Accepted: in distribution', '✓']] as const) {
+      const header = card(page, file).locator('header')
+      t.equal(await card(page, file).getAttribute('data-verdict'), verdict)
+      t.equal(await header.locator('.verdict strong').textContent(), words, `${file}: in words`)
+      t.equal(await header.locator('.verdict .icon').textContent(), icon, `${file}: an icon`)
+      const [fg, bg] = await header.evaluate((h: any) => { const style = (globalThis as any).getComputedStyle(h); return [style.color, style.backgroundColor] })
+      const ratio = contrast(fg as string, bg as string)
+      t.ok(ratio >= 4.5, `${file}: ${fg as string} on ${bg as string}, contrast ${ratio.toFixed(1)}:1 (WCAG AA: 4.5)`)
+    }
+    const [rejected, accepted] = await Promise.all(['mnist-7.png', 'fashion-ankle-boot.png'].map(async (f) => await card(page, f).locator('header').evaluate((h: any) => (globalThis as any).getComputedStyle(h).backgroundColor)))
+    t.not(rejected, accepted, 'and a colour of its own')
+    t.match(await card(page, 'mnist-7.png').locator('.untrusted').textContent(), /not trusted/, 'the label is marked untrusted')
+  })
+
+  await t.test('several images at once: chosen, and dropped', async (t) => {
+    const files = ['fashion-trouser.png', 'mnist-3.png']
+    await page.setInputFiles('#files', files.map((f) => ({ name: `chosen-${f}`, mimeType: 'image/png', buffer: readFileSync(path.join(PUBLIC_DIR, 'samples', f)) })))
+    // A drop as a person makes it: a DataTransfer holding two files, dropped on the drop zone.
+    await page.evaluate(async (files: string[]) => {
+      const w = globalThis as any
+      const dt = new w.DataTransfer()
+      for (const f of files) dt.items.add(new File([await (await fetch(`samples/${f}`)).blob()], `dropped-${f}`, { type: 'image/png' }))
+      w.document.getElementById('drop').dispatchEvent(new w.DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }))
+    }, files)
+    for (const how of ['chosen', 'dropped']) {
+      for (const f of files) {
+        const c = card(page, `${how}-${f}`)
+        await c.locator('.histogram canvas').waitFor()
+        const expected = await card(page, f).first().locator('.label').textContent()
+        t.equal(await c.locator('.label').textContent(), expected, `${how} ${f}: the same label as the sample button's card`)
+        t.equal(await c.getAttribute('data-verdict'), await card(page, f).first().getAttribute('data-verdict'), `${how} ${f}: the same verdict`)
+      }
+    }
+  })
+
   await t.test('a GIF: 415 with the catalogue\'s message', async (t) => {
     const gif = await sharp(readFileSync(path.join(PUBLIC_DIR, 'samples', 'mnist-7.png'))).gif().toBuffer()
     await page.setInputFiles('#files', { name: 'digit.gif', mimeType: 'image/gif', buffer: gif })
@@ -206,6 +240,19 @@ async function tryItPage (t: Tap, browser: Browser, base: string, app: App): Pro
   t.same(errors.filter((e) => !/status of (413|415|503)/.test(e)), [], 'no console error but the failed uploads the tests caused')
   onlyThisOrigin(t, base, requested)
   await page.close()
+}
+
+/** WCAG 2 contrast ratio of two CSS rgb()/rgba() colours (opaque). */
+function contrast (a: string, b: string): number {
+  const luminance = (css: string): number => {
+    const [r, g, b] = css.match(/[\d.]+/g)!.slice(0, 3).map((v) => {
+      const c = Number(v) / 255
+      return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4
+    }) as [number, number, number]
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+  }
+  const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x) as [number, number]
+  return (hi + 0.05) / (lo + 0.05)
 }
 
 async function waitUntil (check: () => Promise<boolean>, timeoutMs = 5000): Promise<boolean> {

@@ -102,5 +102,8 @@ t.test('a missing page folder stops the start, naming the switch', async (t) => 
   const { default: tryItPage } = await import('../../src/ui/try-it.js')
   const app = Fastify()
   t.teardown(async () => await app.close())
-  await t.rejects(app.register(tryItPage, { root: path.join(PUBLIC_DIR, 'no-such-folder') }).ready(), /index\.html is missing \(set UI_ENABLED=false/)
+  await t.rejects(async () => {
+    await app.register(tryItPage, { root: path.join(PUBLIC_DIR, 'no-such-folder') })
+    await app.ready()
+  }, /index\.html is missing \(set UI_ENABLED=false/)
 })
