@@ -33,6 +33,16 @@ t.test('every 8-bit level survives the round trip, grey and RGB', async (t) => {
   t.throws(() => tensorToPixels(new Float32Array(10), spec), RangeError, 'a tensor of the wrong size')
 })
 
+t.test('an RGB model\'s input is an RGB PNG; values past the 8-bit range are clamped', async (t) => {
+  const rgbSpec = { channels: 3 as const, height: 2, width: 2, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] }
+  const rgb = Uint8Array.from([255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30])
+  const { data, info } = await pixelsOf(await inputImageDataUrl(hwcToNormalizedChw(rgb, 2, 2, 3, rgbSpec.mean, rgbSpec.std), rgbSpec))
+  t.same([info.width, info.height, info.channels], [2, 2, 3])
+  t.same(data, Buffer.from(rgb))
+  // A tensor a client made itself (the v2 protocol takes raw tensors) may hold any value.
+  t.same(tensorToPixels(Float32Array.from([-100, 100, 0, -2]), { channels: 1, height: 2, width: 2, mean: [0.5], std: [0.25] }), Uint8Array.from([0, 255, 128, 0]))
+})
+
 t.test('a 28 × 28 fixture (fast path): the PNG holds its very pixels', async (t) => {
   const png = fixturePng(0)
   const { tensor, decoder } = await preprocess(png, spec, limits)

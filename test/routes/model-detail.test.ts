@@ -59,3 +59,13 @@ t.test('per-class calibration: the class thresholds and scores, which the p-valu
   t.equal(result.ood.threshold, body.ood.classThresholds[0], 'the threshold of the predicted class')
   t.equal(result.ood.pValue, conformalPValue(body.ood.calibration.classScores[0], result.ood.score), 'the p-value against that class\'s sample')
 })
+
+t.test('a model without a fitted temperature: no probabilities block', async (t) => {
+  const file = copyModels()
+  editManifest(file, (m) => { delete m.models.find((x: { name: string }) => x.name === 'fashion-mnist-softmax').probabilities })
+  const { app } = await buildOver(t, { env: { MODELS_MANIFEST: file } })
+  const body = (await app.inject('/models/fashion-mnist-softmax')).json()
+  t.equal(body.probabilities, undefined)
+  t.equal(body.ood.classThresholds, undefined, 'nor per-class thresholds')
+  t.ok(body.ood.calibration.scores.length > 0, 'the global sample')
+})
