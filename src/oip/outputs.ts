@@ -1,6 +1,6 @@
 // What an Open Inference Protocol response carries: the same values POST /classify returns,
-// in one vocabulary — logits, label, class_index, ood_score, ood_reject, ood_p_value,
-// min_distance — as tensors of N rows, in JSON `data` or binary, with the classification
+// in one vocabulary — logits, label, class_index, ood_score, ood_threshold, ood_reject,
+// ood_p_value, min_distance — as tensors of N rows, in JSON `data` or binary, with the classification
 // extension (`"parameters": {"classification": k}` on an output → BYTES "value:index:label").
 import { BadRequestError } from '../errors.js'
 import type { Decision } from '../ood/decision.js'
@@ -29,6 +29,7 @@ export function modelOutputs (model: LoadedModel): TensorMetadata[] {
     { name: 'label', datatype: 'BYTES', shape: [-1] },
     { name: 'class_index', datatype: 'INT64', shape: [-1] },
     { name: 'ood_score', datatype: 'FP32', shape: [-1] },
+    { name: 'ood_threshold', datatype: 'FP32', shape: [-1] },
     { name: 'ood_reject', datatype: 'BOOL', shape: [-1] }
   ]
   if ((model.ood.calibration.scores?.length ?? 0) > 0) out.push({ name: 'ood_p_value', datatype: 'FP32', shape: [-1] })
@@ -50,6 +51,7 @@ function tensorOf (meta: TensorMetadata, rows: Classified[], classes: number): T
     case 'label': return { ...meta, shape: [n], values: rows.map((r) => r.decision.label) }
     case 'class_index': return { ...meta, shape: [n], values: rows.map((r) => r.decision.classIndex) }
     case 'ood_score': return { ...meta, shape: [n], values: rows.map((r) => Math.fround(r.decision.ood.score)) }
+    case 'ood_threshold': return { ...meta, shape: [n], values: rows.map((r) => Math.fround(r.decision.ood.threshold)) }
     case 'ood_reject': return { ...meta, shape: [n], values: rows.map((r) => r.decision.ood.reject) }
     case 'ood_p_value': return { ...meta, shape: [n], values: rows.map((r) => Math.fround(r.decision.ood.pValue ?? NaN)) }
     default: return { ...meta, shape: [n], values: rows.map((r) => Math.fround(r.decision.ood.minDistance ?? NaN)) }
@@ -113,12 +115,12 @@ export function inferResponse (model: LoadedModel, rows: Classified[], requested
     model_name: model.name,
     model_version: model.version,
     ...(params.id !== undefined ? { id: params.id } : {}),
-    // The decision rule travels with the scores: reject when ood_score < ood_threshold (with
-    // per-class calibration, the predicted class's entry of ood_class_thresholds).
+    // The decision rule travels with the scores: ood_reject = ood_score < ood_threshold, each
+    // image's threshold an output of its own, since under per-class calibration it is the
+    // predicted class's. Parameters stay scalars, as the protocol's $parameter_value requires.
     parameters: {
       ood_score_kind: model.ood.score,
-      ood_threshold: model.ood.threshold,
-      ...(model.ood.classThresholds !== undefined ? { ood_class_thresholds: model.ood.classThresholds } : {})
+      ood_calibration: model.ood.classThresholds !== undefined ? 'per-class' : 'global'
     },
     outputs
   }

@@ -48,7 +48,7 @@ const InferResponseSchema = z.object({
   model_name: z.string(),
   model_version: z.string(),
   id: z.string().optional(),
-  parameters: z.object({ ood_score_kind: z.string(), ood_threshold: z.number(), ood_class_thresholds: z.array(z.number()).optional() }).describe('The decision rule: ood_reject = ood_score < ood_threshold, or < ood_class_thresholds[class_index] when the model is calibrated per class'),
+  parameters: z.object({ ood_score_kind: z.string(), ood_calibration: z.enum(['global', 'per-class']) }).describe('The decision rule: ood_reject = ood_score < ood_threshold (an output: one threshold per image, the predicted class\'s when ood_calibration is "per-class")'),
   outputs: z.array(z.object({
     name: z.string(),
     datatype: z.string(),
@@ -172,7 +172,7 @@ export default async function v2Routes (app: FastifyInstance, opts: V2RouteOptio
     typed.post(`${base}/infer`, {
       schema: {
         summary: 'Inference: JSON, or JSON plus binary tensor data (Inference-Header-Content-Length)',
-        description: `One input: "${IMAGE_INPUT}" (BYTES [N]: encoded images, base64 in JSON or binary) or the model's ONNX input (FP32 [N, C, H, W]). Outputs: logits, label, class_index, ood_score, ood_reject, ood_p_value, min_distance (distance heads); all unless "outputs" lists some. "parameters": {"classification": k} on "logits" gives the top k as "value:index:label". Binary outputs with "binary_data": true per output or "binary_data_output": true for all.`,
+        description: `One input: "${IMAGE_INPUT}" (BYTES [N]: encoded images, base64 in JSON or binary) or the model's ONNX input (FP32 [N, C, H, W]). Outputs: logits, label, class_index, ood_score, ood_threshold, ood_reject, ood_p_value, min_distance (distance heads); all unless "outputs" lists some. "parameters": {"classification": k} on "logits" gives the top k as "value:index:label". Binary outputs with "binary_data": true per output or "binary_data_output": true for all.`,
         tags: ['open inference protocol'],
         params,
         response: { 200: InferResponseSchema, ...errors }

@@ -42,7 +42,7 @@ t.test('server and model metadata, health, readiness', async (t) => {
   const meta = (await app.inject(`/v2/models/${NAME}`)).json()
   t.match(meta, { name: NAME, versions: [model.version], platform: 'onnx_onnxv1' })
   t.same(meta.inputs, [{ name: 'image', datatype: 'BYTES', shape: [-1] }, { name: 'input', datatype: 'FP32', shape: [-1, 1, 28, 28] }])
-  t.same(meta.outputs.map((o: any) => o.name), ['logits', 'label', 'class_index', 'ood_score', 'ood_reject', 'ood_p_value', 'min_distance'])
+  t.same(meta.outputs.map((o: any) => o.name), ['logits', 'label', 'class_index', 'ood_score', 'ood_threshold', 'ood_reject', 'ood_p_value', 'min_distance'])
   t.equal((await app.inject(`/v2/models/${NAME}/versions/${model.version}/ready`)).statusCode, 200)
   const wrongVersion = await app.inject(`/v2/models/${NAME}/versions/9.9/ready`)
   t.equal(wrongVersion.statusCode, 404)
@@ -55,15 +55,13 @@ t.test('encoded images in binary: every output equals what POST /classify answer
   const res = await infer({ id: 'req-7', inputs: [{ name: 'image', shape: [images.length], datatype: 'BYTES', parameters: { binary_data_size: data.length } }] }, data)
   t.equal(res.status, 200)
   t.equal(res.json.id, 'req-7', 'the id is echoed')
-  t.same(res.json.parameters, {
-    ood_score_kind: model.ood.score,
-    ood_threshold: model.ood.threshold,
-    ...(model.ood.classThresholds !== undefined ? { ood_class_thresholds: model.ood.classThresholds } : {})
-  })
+  t.same(res.json.parameters, { ood_score_kind: model.ood.score, ood_calibration: model.ood.classThresholds !== undefined ? 'per-class' : 'global' })
+  for (const v of Object.values(res.json.parameters)) t.ok(['string', 'number', 'boolean'].includes(typeof v), 'parameters are scalars, as the protocol requires')
   const expected = await Promise.all(images.map(classify))
   t.same(outputOf(res.json, 'label').data, expected.map((e) => e.label))
   t.same(outputOf(res.json, 'class_index').data, expected.map((e) => e.classIndex))
   t.same(outputOf(res.json, 'ood_reject').data, expected.map((e) => e.ood.reject))
+  t.same(outputOf(res.json, 'ood_threshold').data, expected.map((e) => Math.fround(e.ood.threshold)), 'each image\'s threshold, as /classify applied it')
   outputOf(res.json, 'ood_score').data.forEach((s: number, i: number) => t.ok(Math.abs(s - expected[i].ood.score) < 1e-6, `score ${i}`))
   outputOf(res.json, 'ood_p_value').data.forEach((p: number, i: number) => t.ok(Math.abs(p - expected[i].ood.pValue) < 1e-6, `p-value ${i}`))
   outputOf(res.json, 'min_distance').data.forEach((d: number, i: number) => t.ok(Math.abs(d - expected[i].ood.minDistance) < 1e-6, `distance ${i}`))
