@@ -26,6 +26,14 @@ export interface Decision {
   ood: OodResult
 }
 
+/**
+ * The threshold an image predicted as `classIndex` is judged by: its class's under Mondrian
+ * calibration, else the global one.
+ */
+export function thresholdFor (ood: Pick<CalibratedEntry['ood'], 'threshold' | 'classThresholds'>, classIndex: number): number {
+  return ood.classThresholds?.[classIndex] ?? ood.threshold
+}
+
 /** `graph`: the scores the model's graph computed for this image (output.scores), if any. */
 export function decide (model: Pick<CalibratedEntry, 'labels' | 'ood' | 'output' | 'probabilities'>, logits: Logits, k: number, graph?: GraphScores): Decision {
   const probabilities = softmax(logits, model.probabilities?.temperature ?? 1)
@@ -34,7 +42,7 @@ export function decide (model: Pick<CalibratedEntry, 'labels' | 'ood' | 'output'
   const s = score(model.ood.score, logits, graph)
   // Mondrian calibration, when calibrate made it: the predicted class's own threshold and
   // calibration scores (a class with too few calibration images has the global ones).
-  const threshold = model.ood.classThresholds?.[classIndex] ?? model.ood.threshold
+  const threshold = thresholdFor(model.ood, classIndex)
   const ood: OodResult = {
     score: s,
     kind: model.ood.score,

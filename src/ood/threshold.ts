@@ -3,6 +3,14 @@
 // score < δ. With n calibration scores the conformal p-value of a new score s is
 // (1 + #{cal ≤ s}) / (n + 1), which is ≤ α with probability ≤ α for in-distribution inputs.
 
+/**
+ * The fewest calibration scores that give a threshold of their own at `tpr`: with fewer, k =
+ * ⌊(1 − tpr)(n + 1)⌋ is 0 and the threshold would be the smallest score, whatever the TPR.
+ */
+export function minCalibrationSize (tpr: number): number {
+  return Math.ceil(1 / (1 - tpr)) - 1
+}
+
 /** k-th smallest score, k = ⌊(1 − tpr)(n + 1)⌋ clamped to [1, n]: accept when score ≥ δ. */
 export function thresholdAtTpr (scores: ArrayLike<number>, tpr: number): number {
   if (scores.length === 0) throw new RangeError('thresholdAtTpr needs at least one score')

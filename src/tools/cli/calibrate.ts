@@ -3,21 +3,20 @@
 // Scores in-distribution data through the serving path and writes the model's threshold and
 // calibration record into the manifest (its OOD block), and — when the data is labelled — the
 // temperature that calibrates its probabilities (its "probabilities" block), atomically.
-import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { loadConfig } from '../../config.js'
-import { repoRoot } from '../datasets/repo-root.js'
 import { resolveDataset } from '../datasets/resolve.js'
 import { quantileSummary } from '../evaluation/quantiles.js'
-import { argmax, score } from '../../ood/scores.js'
+import { argmax } from '../../ood/scores.js'
 import { classThresholds, ece, fitTemperature, nll } from '../evaluation/calibration-metrics.js'
-import { thresholdAtTpr } from '../../ood/threshold.js'
+import { minCalibrationSize, thresholdAtTpr } from '../../ood/threshold.js'
 import { SCORE_KINDS, type OodSpec, type ProbabilitiesSpec } from '../../registry/manifest-schema.js'
 import { loadManifest } from '../../registry/load-manifest.js'
 import { updateCalibration } from '../../registry/update-manifest.js'
 import { parse, parseScore, parseTpr, requireModel, requireOption, requireScoreFits, UsageError } from './args.js'
 import { runCli } from './main.js'
-import { runDataset, startEngine, warnSkipped } from './run-dataset.js'
+import { runDataset, scoresOf, startEngine, warnSkipped } from './run-dataset.js'
+import { PACKAGE_VERSION } from '../../version.js'
 
 const USAGE = `usage: npm run calibrate -- --model NAME --data PATH [options]
 
@@ -47,10 +46,6 @@ export interface CalibrationResult {
   ood: OodSpec
   probabilities: ProbabilitiesSpec | undefined
   skipped: number
-}
-
-function toolVersion (): string {
-  return (JSON.parse(readFileSync(path.join(repoRoot(), 'package.json'), 'utf8')) as { version: string }).version
 }
 
 export async function calibrate (argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<CalibrationResult> {
@@ -88,13 +83,13 @@ export async function calibrate (argv: string[], env: NodeJS.ProcessEnv = proces
     await engine.close(new Error('calibration finished'))
   }
   warnSkipped(run, dataSpec)
-  const logits = run.outputs.get(model.name)!.logits
+  const out = run.outputs.get(model.name)!
+  const { logits, labels } = out
   const n = logits.length
   if (n === 0) throw new UsageError(`${dataSpec}: none of the ${dataset.size} images could be read; the manifest is unchanged`)
-  const minimum = Math.ceil(1 / (1 - tpr)) - 1
+  const minimum = minCalibrationSize(tpr)
   if (n < minimum) throw new UsageError(`${dataSpec}: ${n} images are too few for TPR ${tpr} (need at least ${minimum}); the manifest is unchanged`)
-  const { graph, labels } = run.outputs.get(model.name)!
-  const scores = logits.map((l, i) => score(kind, l, graph[i]))
+  const scores = scoresOf(out, kind)
   const threshold = thresholdAtTpr(scores, tpr)
   const achieved = scores.filter((s) => s >= threshold).length / n
   const quantiles = args.quantiles !== undefined ? Number(args.quantiles) : 1000
@@ -112,7 +107,7 @@ export async function calibrate (argv: string[], env: NodeJS.ProcessEnv = proces
       dataSha256: run.sha256,
       date,
       tool: 'isomax-serve calibrate',
-      toolVersion: toolVersion(),
+      toolVersion: PACKAGE_VERSION,
       scores: quantileSummary(scores, quantiles),
       ...(perClass !== undefined ? { classScores: perClass.scores, classN: perClass.counts } : {})
     }
@@ -139,13 +134,10 @@ export async function calibrate (argv: string[], env: NodeJS.ProcessEnv = proces
 
 /** Per predicted class: thresholds and calibration-score summaries (Mondrian calibration). */
 function mondrian (scores: number[], logits: Float32Array[], classes: number, tpr: number, global: number, quantiles: number): { thresholds: number[], scores: number[][], counts: number[] } {
-  const predicted = logits.map((l) => argmax(l))
-  const { thresholds, counts } = classThresholds(scores, predicted, classes, tpr, global)
-  const minimum = Math.ceil(1 / (1 - tpr)) - 1
-  const byClass = Array.from({ length: classes }, (_, c) => scores.filter((_, i) => predicted[i] === c))
+  const { thresholds, counts, byClass } = classThresholds(scores, logits.map((l) => argmax(l)), classes, tpr, global)
   // A class too small for its own threshold keeps the global one, and so the global p-values
   // too: an empty list here means "use the global sample".
-  return { thresholds, counts, scores: byClass.map((s) => s.length >= minimum ? quantileSummary(s, quantiles) : []) }
+  return { thresholds, counts, scores: byClass.map((s) => s.length >= minCalibrationSize(tpr) ? quantileSummary(s, quantiles) : []) }
 }
 
 /**

@@ -10,13 +10,13 @@ import { resolveDataset } from '../datasets/resolve.js'
 import { analyseId, rejectRateAsServed } from '../evaluation/id-analysis.js'
 import { oodMetrics } from '../evaluation/metrics.js'
 import { writeFigures } from '../evaluation/write-figures.js'
-import { argmax, score } from '../../ood/scores.js'
+import { argmax } from '../../ood/scores.js'
 import { SCORE_KINDS, type ScoreKind } from '../../registry/manifest-schema.js'
 import { loadManifest, type LoadedModel } from '../../registry/load-manifest.js'
 import { parse, parseScore, requireModel, requireOption, requireScoreFits, synopsis, UsageError } from './args.js'
 import { runCli } from './main.js'
 import { columnKey, markdownReport, textReport, type Column, type Report } from './report.js'
-import { runDataset, startEngine, warnSkipped } from './run-dataset.js'
+import { runDataset, scoresOf, startEngine, warnSkipped } from './run-dataset.js'
 
 const USAGE = `usage: npm run evaluate -- --model NAME[:SCORE] [--model ...] --id PATH --ood LABEL=PATH [--ood ...] [options]
 
@@ -89,11 +89,8 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
     const idRun = await runDataset(engine, models, idSet, 'ID  ' + idSpec, config)
     warnSkipped(idRun, idSpec)
     if (idRun.outputs.get(models[0]!.name)!.logits.length === 0) throw new UsageError(`${idSpec}: none of its images could be read`)
-    const scoresOf = (run: typeof idRun, c: Column): number[] => {
-      const out = run.outputs.get(c.model)!
-      return out.logits.map((l, i) => score(c.score as ScoreKind, l, out.graph[i]))
-    }
-    const idScores = new Map(columns.map((c) => [columnKey(c), scoresOf(idRun, c)]))
+    const columnScores = (run: typeof idRun, c: Column): number[] => scoresOf(run.outputs.get(c.model)!, c.score as ScoreKind)
+    const idScores = new Map(columns.map((c) => [columnKey(c), columnScores(idRun, c)]))
     const report: Report = {
       generatedAt: new Date().toISOString(),
       command: `npm run evaluate -- ${argv.join(' ')}`,
@@ -114,7 +111,7 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
         ? null
         : known.filter(({ l, i }) => argmax(out.logits[i]!) === l).length / known.length
       const own = columns.find((c) => c.model === m.name && c.isManifestScore)
-      const manifestScores = own !== undefined ? idScores.get(columnKey(own))! : out.logits.map((l, i) => score(m.ood.score, l, out.graph[i]))
+      const manifestScores = own !== undefined ? idScores.get(columnKey(own))! : scoresOf(out, m.ood.score)
       report.idRejectRate[m.name] = rejectRateAsServed(m.ood, out.logits, manifestScores)
       report.idAnalysis[m.name] = analyseId(m, out.logits, out.labels, manifestScores)
     }
@@ -128,7 +125,7 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
       report.results[o.label] = {}
       oodScores.set(o.label, new Map())
       for (const c of columns) {
-        const ood = scoresOf(run, c)
+        const ood = columnScores(run, c)
         oodScores.get(o.label)!.set(columnKey(c), ood)
         report.results[o.label]![columnKey(c)] = {
           ...oodMetrics(idScores.get(columnKey(c))!, ood),

@@ -7,7 +7,8 @@ import { preprocessLimits } from '../../preprocess/limits.js'
 import { preprocess } from '../../preprocess/preprocess.js'
 import type { LoadedEntry, LoadedManifest } from '../../registry/load-manifest.js'
 import type { Dataset, Sample } from '../datasets/types.js'
-import { graphScoresOf, type GraphScores } from '../../ood/scores.js'
+import { graphScoresOf, score, type GraphScores } from '../../ood/scores.js'
+import type { ScoreKind } from '../../registry/manifest-schema.js'
 import { progress } from './progress.js'
 import type { Config } from '../../config.js'
 
@@ -19,6 +20,11 @@ export interface ModelOutputs {
   graph: Array<GraphScores | undefined>
   /** Class index per image, −1 when the source has no label the model knows. */
   labels: number[]
+}
+
+/** Each image's `kind` score: from its logits, or the graph's own output. */
+export function scoresOf (out: ModelOutputs, kind: ScoreKind): number[] {
+  return out.logits.map((l, i) => score(kind, l, out.graph[i]))
 }
 
 export interface DatasetRun {

@@ -2,7 +2,7 @@
 // softmax probabilities honest, their expected calibration error, Mondrian (per-class)
 // thresholds, and selective classification (risk against coverage). Pure functions.
 import { argmax, logSumExp, softmax, type Logits } from '../../ood/scores.js'
-import { thresholdAtTpr } from '../../ood/threshold.js'
+import { minCalibrationSize, thresholdAtTpr } from '../../ood/threshold.js'
 
 /** Mean negative log-likelihood of the true labels under softmax(logits / t). */
 export function nll (rows: Logits[], labels: number[], t: number): number {
@@ -58,13 +58,14 @@ export function ece (rows: Logits[], labels: number[], t = 1, bins = 15): number
  * calibration images predicted as that class, so each class's false-reject rate is about 1 −
  * TPR. A class with fewer images than the quantile needs keeps the global threshold.
  */
-export function classThresholds (scores: number[], predicted: number[], classes: number, tpr: number, global: number): { thresholds: number[], counts: number[] } {
-  const minimum = Math.ceil(1 / (1 - tpr)) - 1
+export function classThresholds (scores: number[], predicted: number[], classes: number, tpr: number, global: number): { thresholds: number[], counts: number[], byClass: number[][] } {
+  const minimum = minCalibrationSize(tpr)
   const byClass = Array.from({ length: classes }, () => [] as number[])
   scores.forEach((s, i) => byClass[predicted[i]!]?.push(s))
   return {
     thresholds: byClass.map((s) => s.length >= minimum ? thresholdAtTpr(s, tpr) : global),
-    counts: byClass.map((s) => s.length)
+    counts: byClass.map((s) => s.length),
+    byClass
   }
 }
 

@@ -2,6 +2,7 @@
 // are its probabilities honest (ECE before and after its temperature), does rejecting help
 // the accepted images (selective classification), and is the false-reject rate even across
 // the predicted classes (global against Mondrian thresholds). Pure: logits, labels, scores in.
+import { thresholdFor } from '../../ood/decision.js'
 import { argmax, type Logits } from '../../ood/scores.js'
 import type { CalibratedEntry } from '../../registry/manifest-schema.js'
 import { ece, riskCoverage, type RiskCoverage } from './calibration-metrics.js'
@@ -29,10 +30,7 @@ export interface IdAnalysis {
  * manifest has per-class thresholds, else < the global one.
  */
 export function rejectRateAsServed (ood: Pick<CalibratedEntry['ood'], 'threshold' | 'classThresholds'>, logits: Logits[], scores: number[]): number {
-  const own = ood.classThresholds
-  let n = 0
-  scores.forEach((s, i) => { if (s < (own === undefined ? ood.threshold : own[argmax(logits[i]!)]!)) n++ })
-  return n / scores.length
+  return scores.filter((s, i) => s < thresholdFor(ood, argmax(logits[i]!))).length / scores.length
 }
 
 export function analyseId (model: Pick<CalibratedEntry, 'labels' | 'ood' | 'probabilities'>, logits: Logits[], labels: number[], scores: number[]): IdAnalysis {
@@ -44,8 +42,7 @@ export function analyseId (model: Pick<CalibratedEntry, 'labels' | 'ood' | 'prob
   const t = model.probabilities?.temperature ?? null
 
   // As served: by the predicted class's threshold when the manifest has per-class ones.
-  const own = model.ood.classThresholds
-  const rejects = (i: number): boolean => scores[i]! < (own === undefined ? model.ood.threshold : own[predicted[i]!]!)
+  const rejects = (i: number): boolean => scores[i]! < thresholdFor(model.ood, predicted[i]!)
   const accepted = known.filter((i) => !rejects(i))
   const rejected = known.filter((i) => rejects(i))
   const accuracy = (ids: number[]): number | null => ids.length === 0 ? null : ids.filter((i) => predicted[i] === labels[i]).length / ids.length
@@ -68,7 +65,7 @@ export function analyseId (model: Pick<CalibratedEntry, 'labels' | 'ood' | 'prob
       labels: model.labels,
       n: Array.from({ length: classes }, (_, c) => predicted.filter((p) => p === c).length),
       global: rates(() => model.ood.threshold),
-      perClass: own === undefined ? null : rates((c) => own[c]!)
+      perClass: model.ood.classThresholds === undefined ? null : rates((c) => thresholdFor(model.ood, c))
     }
   }
 }
