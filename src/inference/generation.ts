@@ -5,7 +5,7 @@
 // shares them) once its last request is done.
 import type { LoadedEntry, LoadedManifest, LoadedModel } from '../registry/load-manifest.js'
 import { Batcher, type BatchObserver, type BatcherOptions, type BatchRunner } from './batcher.js'
-import { sessionKey, type SpecOptions } from './model-specs.js'
+import { maxBatchSizeOf, sessionKey, type SpecOptions } from './model-specs.js'
 import type { InferenceRunner } from './runner.js'
 
 export interface GenerationOptions extends SpecOptions {
@@ -40,7 +40,7 @@ export class Generation<M extends LoadedEntry = LoadedModel> {
       const key = sessionKey(m, options)
       this.keys.set(m.name, key)
       const batching: BatcherOptions = {
-        maxBatchSize: options.maxBatchSize ?? m.batching.maxBatchSize,
+        maxBatchSize: maxBatchSizeOf(m, options),
         maxQueueDelayMs: options.maxQueueDelayMs ?? m.batching.maxQueueDelayMs,
         maxQueueSize: options.maxQueueSize,
         sampleSize: m.input.channels * m.input.height * m.input.width

@@ -1,7 +1,7 @@
 // OOD scores from one row of logits, or from a post-hoc detector's own graph output. Higher =
 // more in-distribution for every kind, so the reject rule is always `score < threshold`.
 // Mirrors training/scores.py.
-import { scoreOutputsOf, type GraphScoreKind, type ScoreKind } from '../registry/manifest-schema.js'
+import { isGraphScore, scoreOutputsOf, type GraphScoreKind, type ScoreKind } from '../registry/manifest-schema.js'
 
 type LogitScoreKind = Exclude<ScoreKind, GraphScoreKind>
 
@@ -75,10 +75,6 @@ export function graphScoresOf (output: Parameters<typeof scoreOutputsOf>[0], row
   const out: GraphScores = {}
   scoreOutputsOf(output).forEach(({ kind }, i) => { out[kind] = row[i] as number })
   return out
-}
-
-export function isGraphScore (kind: ScoreKind): kind is GraphScoreKind {
-  return !(kind in LOGIT_SCORES)
 }
 
 /** The score of one image: computed from its logits, or read from the graph's own output. */

@@ -7,7 +7,7 @@ import { readFile, stat } from 'node:fs/promises'
 import path from 'node:path'
 import type { z } from 'zod'
 import { ManifestError } from '../errors.js'
-import { GRAPH_SCORE_KINDS, ManifestSchema, type CalibratedEntry, type GraphScoreKind, type Manifest, type ModelEntry } from './manifest-schema.js'
+import { isGraphScore, ManifestSchema, type CalibratedEntry, type Manifest, type ModelEntry } from './manifest-schema.js'
 
 /** A model as the service serves it: calibrated, its ONNX file found and verified. */
 export interface LoadedModel extends CalibratedEntry {
@@ -60,6 +60,8 @@ export function formatManifestIssues (file: string, raw: unknown, error: z.ZodEr
   return `${file}: invalid manifest\n  ${lines.join('\n  ')}`
 }
 
+const ascending = (values: readonly number[]): boolean => values.every((v, j) => j === 0 || v >= (values[j - 1] as number))
+
 /** Validate a parsed manifest object (pure apart from nothing: no file access). */
 export function parseManifest (file: string, raw: unknown): Manifest {
   const parsed = ManifestSchema.safeParse(raw)
@@ -73,7 +75,7 @@ export function parseManifest (file: string, raw: unknown): Manifest {
     if (m.input.channels === 1 && m.input.colour !== 'grey') throw new ManifestError(`${where}.input.colour: a 1-channel input must be "grey"`)
     if (m.input.channels === 3 && m.input.colour !== 'rgb') throw new ManifestError(`${where}.input.colour: a 3-channel input must be "rgb"`)
     const scores = m.ood?.calibration.scores
-    if (scores !== undefined && scores.some((v, j) => j > 0 && v < (scores[j - 1] as number))) {
+    if (scores !== undefined && !ascending(scores)) {
       throw new ManifestError(`${where}.ood.calibration.scores: must be sorted ascending`)
     }
     const perClass = m.ood?.classThresholds
@@ -81,11 +83,11 @@ export function parseManifest (file: string, raw: unknown): Manifest {
       throw new ManifestError(`${where}.ood.classThresholds: ${perClass.length} thresholds for ${m.labels.length} labels`)
     }
     const classScores = m.ood?.calibration.classScores
-    if (classScores !== undefined && (classScores.length !== m.labels.length || classScores.some((s) => s.some((v, j) => j > 0 && v < (s[j - 1] as number))))) {
+    if (classScores !== undefined && (classScores.length !== m.labels.length || !classScores.every(ascending))) {
       throw new ManifestError(`${where}.ood.calibration.classScores: one ascending list per label (${m.labels.length})`)
     }
     const kind = m.ood?.score
-    if (kind !== undefined && (GRAPH_SCORE_KINDS as readonly string[]).includes(kind) && m.output.scores?.[kind as GraphScoreKind] === undefined) {
+    if (kind !== undefined && isGraphScore(kind) && m.output.scores?.[kind] === undefined) {
       throw new ManifestError(`${where}.ood.score: "${kind}" is computed by the model's graph, but output.scores names no "${kind}" output`)
     }
     if (m.head === 'softmax' && m.ood?.score === 'mds') {

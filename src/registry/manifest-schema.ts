@@ -16,6 +16,11 @@ export const SCORE_KINDS = [...LOGIT_SCORE_KINDS, ...GRAPH_SCORE_KINDS] as const
 export type ScoreKind = typeof SCORE_KINDS[number]
 export type GraphScoreKind = typeof GRAPH_SCORE_KINDS[number]
 
+/** Whether a score is read from the model's graph (output.scores) rather than its logits. */
+export function isGraphScore (kind: ScoreKind): kind is GraphScoreKind {
+  return (GRAPH_SCORE_KINDS as readonly ScoreKind[]).includes(kind)
+}
+
 const finite = z.number().refine(Number.isFinite, 'expected a finite number')
 
 export const InputSpecSchema = z.object({

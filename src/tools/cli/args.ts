@@ -1,6 +1,6 @@
 // Command-line parsing for the tools: node's parseArgs, with errors turned into one clear line.
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { isGraphScore } from '../../ood/scores.js'
+import { isGraphScore } from '../../registry/manifest-schema.js'
 import type { LoadedEntry, LoadedManifest } from '../../registry/load-manifest.js'
 import { SCORE_KINDS, type ScoreKind } from '../../registry/manifest-schema.js'
 
