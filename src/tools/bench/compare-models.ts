@@ -2,9 +2,8 @@
 // measured in one run, so their cost can be compared as a ratio on a noisy shared machine.
 // One pool holds every model's sessions (as the service does); the models take turns, round
 // after round, at batch 1 and at the first model's maximum batch; the median round counts.
-import { loadConfig } from '../../config.js'
+import type { EngineOptions } from '../../inference/engine.js'
 import { sessionKey } from '../../inference/model-specs.js'
-import { engineOptions } from '../../inference/engine-options.js'
 import { hwcToNormalizedChw } from '../../preprocess/to-tensor.js'
 import type { LoadedManifest, LoadedEntry } from '../../registry/load-manifest.js'
 import { UsageError } from '../cli/args.js'
@@ -27,7 +26,9 @@ const median = (xs: number[]): number => {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
-export async function compareModels (manifest: LoadedManifest<LoadedEntry>, names: string[], workers: number, seconds: number, rounds: number, progress: (msg: string) => void): Promise<ModelCost[]> {
+/** `options`: the service's engine settings (bench's serviceConfig), so the runs are the service's. */
+export async function compareModels (manifest: LoadedManifest<LoadedEntry>, names: string[], options: EngineOptions, seconds: number, rounds: number, progress: (msg: string) => void): Promise<ModelCost[]> {
+  const workers = options.workers
   const models = names.map((n) => {
     const m = manifest.models.get(n)
     if (m === undefined) throw new UsageError(`--compare-models: no model "${n}" in ${manifest.file}`)
@@ -37,7 +38,6 @@ export async function compareModels (manifest: LoadedManifest<LoadedEntry>, name
   if (models.some((m) => m.input.channels !== first.input.channels || m.input.height !== first.input.height || m.input.width !== first.input.width)) {
     throw new UsageError('--compare-models: the models must take the same input size')
   }
-  const options = engineOptions(loadConfig({ EXECUTION_PROVIDER: 'cpu', ...process.env, INFERENCE_WORKERS: String(workers) }))
   const pool = await startPool(manifest, options)
   const pixels = await fashionPixels(64)
   const tensors = new Map(models.map((m) => [m.name, pixels.map((p) => hwcToNormalizedChw(p, m.input.width, m.input.height, 1, m.input.mean, m.input.std))]))

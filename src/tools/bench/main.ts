@@ -139,15 +139,41 @@ async function soak (service: Service, traffic: Traffic, seconds: number): Promi
   }
 }
 
-async function run (args: BenchArgs): Promise<BenchReport> {
-  const loadAverageStart = os.loadavg()
+/** What the in-process measurements share with the service the bench starts. */
+interface Setup {
+  manifestFile: string
+  manifest: Awaited<ReturnType<typeof loadManifest>>
+  workers: number
+  /** Seconds per in-process run (the ceilings, --compare-models). */
+  ceilingSeconds: number
+  /**
+   * The service's settings (engineOptions, as server.ts maps them) from the environment the
+   * service gets, so in-process runs use the same provider, threads and batching. A function:
+   * parsed only when they run — with --http-only the service alone judges its environment
+   * (and a bad one shows as the service exiting).
+   */
+  serviceConfig: () => Config
+}
+
+async function setup (args: BenchArgs): Promise<Setup> {
   // The bench's own defaults; --env goes to the service untouched (it validates it itself).
   const config = loadConfig(process.env)
   const manifestFile = path.resolve(repoRoot(), args.serverEnv.MODELS_MANIFEST ?? config.MODELS_MANIFEST)
-  const manifest = await loadManifest(manifestFile)
+  const workers = args.workers ?? config.INFERENCE_WORKERS
+  return {
+    manifestFile,
+    manifest: await loadManifest(manifestFile),
+    workers,
+    ceilingSeconds: Math.max(0.5, args.duration / 4),
+    serviceConfig: () => loadConfig({ EXECUTION_PROVIDER: 'cpu', ...process.env, ...args.serverEnv, INFERENCE_WORKERS: String(workers) })
+  }
+}
+
+async function run (args: BenchArgs): Promise<BenchReport> {
+  const loadAverageStart = os.loadavg()
+  const { manifestFile, manifest, workers, ceilingSeconds, serviceConfig } = await setup(args)
   const model = manifest.models.get(manifest.defaultModel)!
   const spec = model.input
-  const workers = args.workers ?? config.INFERENCE_WORKERS
 
   progress('encoding Fashion-MNIST test images')
   const pixels = await fashionPixels(256)
@@ -156,11 +182,6 @@ async function run (args: BenchArgs): Promise<BenchReport> {
   const traffic = args.protocol === 'v2' ? v2Traffic(bodies, model.name) : classifyTraffic(bodies, contentType)
 
   const tensors = pixels.slice(0, 64).map((p) => hwcToNormalizedChw(p, spec.width, spec.height, 1, spec.mean, spec.std))
-  // The service's settings (engineOptions, as server.ts maps them) from the environment the
-  // service gets, so the ceilings run the same provider, threads and batching.
-  // Parsed only when the in-process measurements run: with --http-only the service alone
-  // judges its environment (and a bad one shows as the service exiting).
-  const serviceConfig = (): Config => loadConfig({ EXECUTION_PROVIDER: 'cpu', ...process.env, ...args.serverEnv, INFERENCE_WORKERS: String(workers) })
   const serviceEngine = (): EngineOptions => engineOptions(serviceConfig())
   const limits = (): PreprocessLimits => preprocessLimits(serviceConfig())
   // The ceilings run twice, before and after the HTTP levels, and the better figure counts:
@@ -170,9 +191,8 @@ async function run (args: BenchArgs): Promise<BenchReport> {
     const runs: CeilingRun[] = []
     try {
       const unique = [...new Set(sizes)].sort((a, b) => a - b)
-      const seconds = Math.max(0.5, args.duration / 4)
-      for (const b of unique) runs.push({ pipeline: 'inference', phase, ...await inferenceOnly(pool, sessionKey(model, serviceEngine()), tensors, b, seconds, workers) })
-      for (const b of unique.filter((b) => b > 1 || unique.length === 1)) runs.push({ pipeline: 'bare', phase, ...await barePipeline(pool, sessionKey(model, serviceEngine()), spec, limits(), bodies, b, seconds, workers) })
+      for (const b of unique) runs.push({ pipeline: 'inference', phase, ...await inferenceOnly(pool, sessionKey(model, serviceEngine()), tensors, b, ceilingSeconds, workers) })
+      for (const b of unique.filter((b) => b > 1 || unique.length === 1)) runs.push({ pipeline: 'bare', phase, ...await barePipeline(pool, sessionKey(model, serviceEngine()), spec, limits(), bodies, b, ceilingSeconds, workers) })
     } finally {
       await pool.close()
     }
@@ -295,11 +315,8 @@ async function main (): Promise<void> {
   }
   try {
     if (args.compareModels !== undefined) {
-      const config = loadConfig(process.env)
-      const manifest = await loadManifest(path.resolve(repoRoot(), args.serverEnv.MODELS_MANIFEST ?? config.MODELS_MANIFEST))
-      const workers = args.workers ?? config.INFERENCE_WORKERS
-      const seconds = Math.max(0.5, args.duration / 4)
-      const costs = await compareModels(manifest, args.compareModels, workers, seconds, args.rounds, progress)
+      const { manifest, workers, ceilingSeconds: seconds, serviceConfig } = await setup(args)
+      const costs = await compareModels(manifest, args.compareModels, engineOptions(serviceConfig()), seconds, args.rounds, progress)
       process.stdout.write(args.json ? `${JSON.stringify({ workers, seconds, costs }, null, 2)}\n` : `${renderCosts(costs, workers, seconds)}\n`)
       process.exit(0)
     }
