@@ -32,6 +32,20 @@ def export_onnx(model: torch.nn.Module, path: Path, height: int = 28, width: int
     onnx.checker.check_model(onnx.load(str(path)))
 
 
+def parity_fixture(model_name: str, images: np.ndarray, labels: np.ndarray, tensor: torch.Tensor,
+                   outputs: dict[str, torch.Tensor]) -> dict:
+    """test/fixtures/parity's format: real uint8 images, the exact float input tensor, and the
+    model's outputs for it by name (`logits`, and any score output)."""
+    return {
+        "model": model_name,
+        "shape": list(tensor.shape),
+        "labels": labels.tolist(),
+        "images": images.astype(int).reshape(len(images), -1).tolist(),
+        "input": [float(v) for v in tensor.numpy().reshape(-1)],
+        **{name: out.numpy().astype(float).tolist() for name, out in outputs.items()},
+    }
+
+
 def write_parity_fixture(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray,
                          tensor: torch.Tensor, path: Path, model_name: str) -> None:
     """Real uint8 images, the exact float input tensor and torch's logits for them."""
@@ -39,12 +53,4 @@ def write_parity_fixture(model: torch.nn.Module, images: np.ndarray, labels: np.
     with torch.no_grad():
         logits = model(tensor)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fixture = {
-        "model": model_name,
-        "shape": list(tensor.shape),
-        "labels": labels.tolist(),
-        "images": images.astype(int).reshape(len(images), -1).tolist(),
-        "input": [float(v) for v in tensor.numpy().reshape(-1)],
-        "logits": logits.numpy().astype(float).tolist(),
-    }
-    path.write_text(json.dumps(fixture) + "\n")
+    path.write_text(json.dumps(parity_fixture(model_name, images, labels, tensor, {"logits": logits})) + "\n")

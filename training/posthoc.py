@@ -37,7 +37,8 @@ import numpy as np
 import onnx
 import torch
 
-from data import DEFAULT_FASHION_DIR, FASHION_MEAN, FASHION_STD, load_fashion, train_val_split
+from data import DEFAULT_FASHION_DIR, load_fashion, train_val_split
+from export import parity_fixture
 from mahalanobis import Gaussian, add_score_output, extra_multiply_adds, fit_gaussian
 from mahalanobis import score as mahalanobis_score
 from ood_metrics import auroc, tnr_at_tpr
@@ -46,6 +47,7 @@ from publish import (DEFAULT_SPLITS_DIR, REPO_ROOT, SCHEMA_PATH, VALIDATION_OOD_
                      calibrate_command, load_validator, merge_entry, read_manifest, sha256, split_path,
                      validate_manifest, write_json_atomic, write_text_atomic)
 from scores import score as logit_score
+from train import log, to_tensor
 
 OUTPUT_NAME = "mahalanobis"  # the graph output, and the service's score kind that reads it
 # Tensor names in the IsoMax+/IsoMax/SoftMax exports of training/export.py.
@@ -68,15 +70,9 @@ NUM_CLASSES = 10
 
 # --- features and scores ------------------------------------------------------------------
 
-def to_input(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, 28, 28) → the service's float input (train.py's to_tensor, same arithmetic)."""
-    x = torch.tensor(images, dtype=torch.float32).div_(255.0).unsqueeze(1)
-    return (x - FASHION_MEAN) / FASHION_STD
-
-
 def extract(graph, images: np.ndarray) -> dict[str, np.ndarray]:
     """Logits and both feature tensors, as the shipped graph computes them (float32)."""
-    out = graph.run_batched(to_input(images), ["logits", *FEATURE_TENSORS.values()])
+    out = graph.run_batched(to_tensor(images), ["logits", *FEATURE_TENSORS.values()])
     feats = {"logits": out["logits"].numpy()}
     feats.update({k: out[t].numpy() for k, t in FEATURE_TENSORS.items()})
     return feats
@@ -197,7 +193,7 @@ def check_surgery(base, new, g: Gaussian, feature: str, images: np.ndarray) -> d
     from onnx_eval import OnnxGraph
 
     onnx.checker.check_model(new.model if isinstance(new, OnnxGraph) else new)
-    x = to_input(images)
+    x = to_tensor(images)
     b = base.run_batched(x, ["logits", FEATURE_TENSORS[feature]])
     n = new.run_batched(x, ["logits", OUTPUT_NAME])
     if not torch.equal(b["logits"], n["logits"]):
@@ -262,15 +258,9 @@ def build_md_entry(name: str, version: str, onnx_sha256: str) -> dict:
 def write_parity_fixture(path: Path, name: str, new_graph, images: np.ndarray, labels: np.ndarray) -> None:
     """In test/fixtures/parity's format, plus the new output: real images, the exact input
     tensor, and both outputs as the graph computes them (training/onnx_eval.py)."""
-    x = to_input(images)
+    x = to_tensor(images)
     out = new_graph.run(x, ["logits", OUTPUT_NAME])
-    write_text_atomic(path, json.dumps({
-        "model": name, "shape": list(x.shape), "labels": labels.tolist(),
-        "images": images.astype(int).reshape(len(images), -1).tolist(),
-        "input": [float(v) for v in x.numpy().reshape(-1)],
-        "logits": out["logits"].numpy().astype(float).tolist(),
-        OUTPUT_NAME: out[OUTPUT_NAME].numpy().astype(float).tolist(),
-    }) + "\n")
+    write_text_atomic(path, json.dumps(parity_fixture(name, images, labels, x, out)) + "\n")
 
 
 def ort_check(base_onnx: Path, model_onnx: Path, fixture: Path) -> dict | None:
@@ -530,10 +520,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-write", action="store_true", help="choose and report only; write nothing")
     p.add_argument("--no-ort", action="store_true", help="skip the onnxruntime-node parity and timing check")
     return p.parse_args(argv)
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def main(argv=None) -> int:

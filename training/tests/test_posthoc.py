@@ -53,7 +53,7 @@ def test_the_evaluator_reproduces_the_parity_fixture(base):
     assert (logits - torch.tensor(FIXTURE["logits"], dtype=torch.float64)).abs().max().item() <= 1e-5
     # and the fixture's input is the service's transform of its images
     images = np.asarray(FIXTURE["images"], dtype=np.uint8).reshape(-1, 28, 28)
-    assert torch.equal(posthoc.to_input(images), fixture_input())
+    assert torch.equal(posthoc.to_tensor(images), fixture_input())
 
 
 def test_the_evaluator_returns_intermediate_tensors_and_starts_from_given_ones(base):
