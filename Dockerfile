@@ -13,9 +13,11 @@ ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04
 # ---- build: compile the TypeScript service (dev dependencies included) -------------------------
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
-# .npmrc skips onnxruntime-node's download of the CUDA provider: nothing here needs it.
-COPY package.json package-lock.json .npmrc ./
-RUN npm ci --no-audit --no-fund
+# --ignore-scripts: onnxruntime-node's install script only fetches the CUDA provider, which the
+# build does not need (npm 10, in this image, would run it; package.json's allowScripts denies it to
+# npm 11). sharp's libvips and ONNX Runtime's CPU library ship inside their npm packages.
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
@@ -25,15 +27,14 @@ RUN npm run build
 # script has anything to do.
 FROM ${NODE_IMAGE} AS deps-cpu
 WORKDIR /app
-COPY package.json package-lock.json .npmrc ./
+COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 # ---- production dependencies, GPU: onnxruntime-node's install script fetches the CUDA provider ---
 FROM ${NODE_IMAGE} AS deps-gpu
 WORKDIR /app
-# Wins over .npmrc's onnxruntime-node-install=skip (the script reads the variable first).
 ENV ONNXRUNTIME_NODE_INSTALL=cuda12
-COPY package.json package-lock.json .npmrc ./
+COPY package.json package-lock.json ./
 # The install script is run by hand, not left to npm: npm >= 11 skips dependency install
 # scripts that package.json's allowScripts does not list. The check fails the build when the
 # provider did not arrive (no network to api.nuget.org, for one).
