@@ -3,6 +3,9 @@
 // with sharp (every case the document lists), must give the service's tensors bit for bit,
 // resized or not, with and without the fast paths. The few documented exceptions are checked
 // against the bound the document states, so its figures cannot go stale.
+// Everything runs twice: with SIMD as the CPU offers it, and with numpy's SIMD dispatch and
+// libvips' vector paths turned off. A result that depends on the CPU (numpy's own float32 pow
+// on AVX-512 once did) then shows up as a difference on any machine that has the features.
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -174,15 +177,31 @@ function fixtureCases (): Case[] {
 interface Job { image: string, spec: InputSpec, out: string, case: Case }
 type Result = { ok: true, exact: boolean, notes: string[] } | { ok: false, error: string }
 
+/** numpy's dispatched SIMD features that this CPU has (numpy turns off those named in
+ * NPY_DISABLE_CPU_FEATURES; baseline features cannot be turned off). */
+function numpySimdFeatures (): string {
+  const code = 'from numpy.core._multiarray_umath import __cpu_features__ as f, __cpu_dispatch__ as d; print(" ".join(x for x in d if f.get(x)))'
+  const run = spawnSync(PYTHON, ['-c', code], { encoding: 'utf8' })
+  if (run.status !== 0) throw new Error(`numpy's CPU features: ${run.stderr}`)
+  return run.stdout.trim()
+}
+
+interface SimdMode { name: string, vips: boolean, env: Record<string, string> }
+const SIMD_MODES: SimdMode[] = [
+  { name: 'SIMD as the CPU offers it', vips: true, env: {} },
+  { name: 'SIMD dispatch off', vips: false, env: { NPY_DISABLE_CPU_FEATURES: numpySimdFeatures() } }
+]
+
 /** One Python process for every job (its start-up and imports cost more than the work). */
-function runReference (dir: string, cases: Case[]): Array<Job & { result: Result }> {
+function runReference (dir: string, cases: Case[], mode: SimdMode = SIMD_MODES[0]!): Array<Job & { result: Result }> {
+  const tag = SIMD_MODES.indexOf(mode)
   const jobs: Job[] = cases.flatMap((c, i) => {
     const file = path.join(dir, `case${i}.img`)
     writeFileSync(file, c.bytes)
-    return c.specs.map((spec, k) => ({ image: file, spec, out: path.join(dir, `case${i}-${k}.f32`), case: c }))
+    return c.specs.map((spec, k) => ({ image: file, spec, out: path.join(dir, `case${i}-${k}-simd${tag}.f32`), case: c }))
   })
   writeFileSync(path.join(dir, 'jobs.json'), JSON.stringify(jobs.map(({ case: _, ...job }) => job)))
-  const run = spawnSync(PYTHON, [REFERENCE, '--batch', path.join(dir, 'jobs.json')], { encoding: 'utf8', maxBuffer: 1 << 24 })
+  const run = spawnSync(PYTHON, [REFERENCE, '--batch', path.join(dir, 'jobs.json')], { encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, ...mode.env } })
   if (run.status !== 0) throw new Error(`${REFERENCE} failed (needs numpy and PIL: apt-get install python3-numpy python3-pil): ${run.stderr}`)
   const results = JSON.parse(run.stdout) as Result[]
   return jobs.map((job, i) => ({ ...job, result: results[i]! }))
@@ -209,37 +228,56 @@ const groups: Array<[string, Case[]]> = [
   ['resized photos', await resizedCases()],
   ['repository fixtures', fixtureCases()]
 ]
-const ran = runReference(dir, groups.flatMap(([, cases]) => cases))
+const everyCase = groups.flatMap(([, cases]) => cases)
 
-for (const [title, cases] of groups) {
-  t.test(`reference = service: ${title}`, async (t) => {
-    const jobs = ran.filter((j) => cases.includes(j.case))
-    let same = 0
-    for (const job of jobs) {
-      if (!job.result.ok) {
-        t.fail(`${label(job)}: the reference failed: ${job.result.error}`)
-        continue
-      }
-      // The reference says itself when it only approximates (its notes, on stderr in the CLI).
-      if (job.result.exact !== (job.case.within === undefined)) t.fail(`${label(job)}: the reference reports exact: ${job.result.exact}`)
-      const raw = readFileSync(job.out)
-      const reference = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength))
-      // The fast paths (grey PNG/JPEG at the model's size) and sharp: both must match.
-      for (const fastPath of [true, false]) {
-        const { tensor } = await preprocess(job.case.bytes, job.spec, { ...LIMITS, fastPath })
-        if (job.case.within === undefined) {
-          if (identical(tensor, reference)) same++
-          else t.fail(`${label(job)}${fastPath ? '' : ' (no fast path)'}: differs by up to ${maxLevels(tensor, reference, job.spec).toFixed(2)} levels`)
-        } else {
-          const worst = maxLevels(tensor, reference, job.spec)
-          t.ok(worst <= job.case.within + 1e-3, `${label(job)}: ${worst.toFixed(2)} ≤ ${job.case.within} levels`)
+for (const mode of SIMD_MODES) {
+  const ran = runReference(dir, everyCase, mode)
+  for (const [title, cases] of groups) {
+    t.test(`reference = service: ${title}, ${mode.name}`, async (t) => {
+      // libvips' vector paths (highway) are a process-wide switch; the next mode sets it again.
+      sharp.simd(mode.vips)
+      t.teardown(() => { sharp.simd(true) })
+      const jobs = ran.filter((j) => cases.includes(j.case))
+      let same = 0
+      for (const job of jobs) {
+        if (!job.result.ok) {
+          t.fail(`${label(job)}: the reference failed: ${job.result.error}`)
+          continue
+        }
+        // The reference says itself when it only approximates (its notes, on stderr in the CLI).
+        if (job.result.exact !== (job.case.within === undefined)) t.fail(`${label(job)}: the reference reports exact: ${job.result.exact}`)
+        const raw = readFileSync(job.out)
+        const reference = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength))
+        // The fast paths (grey PNG/JPEG at the model's size) and sharp: both must match.
+        for (const fastPath of [true, false]) {
+          const { tensor } = await preprocess(job.case.bytes, job.spec, { ...LIMITS, fastPath })
+          if (job.case.within === undefined) {
+            if (identical(tensor, reference)) same++
+            else t.fail(`${label(job)}${fastPath ? '' : ' (no fast path)'}: differs by up to ${maxLevels(tensor, reference, job.spec).toFixed(2)} levels`)
+          } else {
+            const worst = maxLevels(tensor, reference, job.spec)
+            t.ok(worst <= job.case.within + 1e-3, `${label(job)}: ${worst.toFixed(2)} ≤ ${job.case.within} levels`)
+          }
         }
       }
-    }
-    const exact = jobs.filter((j) => j.case.within === undefined).length
-    t.equal(same, 2 * exact, `${same} tensors identical bit for bit (${exact} images × specs, with and without the fast paths)`)
-  })
+      const exact = jobs.filter((j) => j.case.within === undefined).length
+      t.equal(same, 2 * exact, `${same} tensors identical bit for bit (${exact} images × specs, with and without the fast paths)`)
+    })
+  }
 }
+
+t.test('the reference gives the same tensors with SIMD dispatch on and off', async (t) => {
+  const jobs = everyCase.flatMap((c) => c.specs.map((spec) => ({ c, spec })))
+  let same = 0
+  everyCase.forEach((c, i) => {
+    c.specs.forEach((_, k) => {
+      const [on, off] = [0, 1].map((tag) => readFileSync(path.join(dir, `case${i}-${k}-simd${tag}.f32`)))
+      if (on!.equals(off!)) same++
+      else t.fail(`${c.name}, spec ${k}: the reference depends on the CPU's SIMD`)
+    })
+  })
+  t.equal(same, jobs.length, `${same} reference tensors identical in both runs`)
+})
 
 t.test('a CMYK JPEG without a profile: the service converts it, the reference refuses', async (t) => {
   const cmyk = await image(photo(40, 30, 7), 40, 30).toColourspace('cmyk').jpeg().toBuffer()
