@@ -23,6 +23,8 @@ interface Slot {
 }
 
 export interface PoolLogger {
+  /** Optional: the command-line tools print warnings and errors only. */
+  info?: (obj: object, msg: string) => void
   warn: (obj: object, msg: string) => void
   error: (obj: object, msg: string) => void
 }
@@ -133,8 +135,9 @@ export class WorkerPool extends EventEmitter implements InferenceRunner {
 
   private warnOnce (warnings: string[]): void {
     for (const w of warnings) {
-      // Every worker finds the same thing; say it once.
-      if (!this.warned.has(w)) this.log.warn({ provider: 'cpu' }, w)
+      // Every worker finds the same thing; say it once. The only note today is auto's fallback
+      // to the CPU: expected on a machine without a GPU, so info, not a warning to puzzle over.
+      if (!this.warned.has(w)) this.log.info?.({ provider: 'cpu' }, w)
       this.warned.add(w)
     }
   }

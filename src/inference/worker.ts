@@ -78,7 +78,7 @@ async function loadOne (spec: WorkerModelSpec, warnings: string[]): Promise<{ se
     if (init.provider !== 'auto' || provider === 'cpu') {
       throw new LoadError({ message: `model "${spec.name}": ${reason}`, provider, providerFailed: provider === 'cuda', manifest: false })
     }
-    warnings.push(`CUDA is not usable (${reason}); running on CPU`)
+    warnings.push(`no usable GPU, running on the CPU as EXECUTION_PROVIDER=auto allows (the CUDA provider said: ${reason})`)
     cudaFailed = true
     provider = 'cpu'
     try {

@@ -74,6 +74,8 @@ export default fp<ModelControlOptions>(async function modelControlPlugin (app, o
   async function swapTo (what: string, build: () => Promise<LoadedManifest>): Promise<ReloadOutcome> {
     let result: SwapResult
     let next: LoadedManifest
+    const started = performance.now()
+    const durationMs = (): number => Math.round(performance.now() - started)
     try {
       next = await build()
       result = await engine.swap(next)
@@ -82,13 +84,13 @@ export default fp<ModelControlOptions>(async function modelControlPlugin (app, o
       metrics.reloads.inc({ outcome: 'failure' })
       // The caller's own mistakes (an unknown model, the default) are not failed reloads.
       if (e.statusCode === 404 || e.statusCode === 409) throw err
-      app.log.warn({ code: e.code, what }, `model change refused, nothing changed: ${e.message}`)
+      app.log.warn({ code: e.code, what, durationMs: durationMs() }, `model change refused, nothing changed: ${e.message}`)
       throw new ReloadFailedError(e.message)
     }
     metrics.reloads.inc({ outcome: 'success' })
     describeServed()
     const outcome = { ...result, manifestSha256: next.sha256, models: [...next.models.keys()], default: next.defaultModel }
-    app.log.info(outcome, `${what}: generation ${result.generation} serving`)
+    app.log.info({ ...outcome, durationMs: durationMs() }, `${what}: generation ${result.generation} serving after ${durationMs()} ms`)
     return outcome
   }
 

@@ -71,7 +71,7 @@ t.test('SIGHUP reloads; a bad manifest on SIGHUP changes nothing and the server 
     e.ood.threshold = -2.5
   })
   server.child.kill('SIGHUP')
-  t.ok(await waitForLog(server, /"msg":"reload: generation \d+ serving"/, 60_000), 'the reload is logged')
+  t.ok(await waitForLog(server, /"durationMs":\d+,"msg":"reload: generation \d+ serving after \d+ ms"/, 60_000), 'the reload is logged with its duration')
   t.equal((await classify()).threshold, -2.5)
   editManifest(file, (m) => { m.models[0].sha256 = '0'.repeat(64) })
   const count = (server.logs().match(/model change refused/g) ?? []).length
