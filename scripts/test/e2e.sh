@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# npm run test:e2e: the long end-to-end and load scripts, one check each, after the same set-up
+# as npm test; CI runs it after npm test. Ends with "N passed, N failed".
+#   test:hostile     the worst allowed inputs under the 1 GiB limit, then every hostile class
+#                    at c=8 for 30 s: /health/live p99 <= 50 ms, no 5xx
+#   test:monitoring  Debian's Prometheus over 3 replicas: the drift alert fires on MNIST and
+#                    resolves on Fashion-MNIST, every dashboard query runs
+#   test:deploy      Debian's nginx in front of 3 replicas: distribution, rolling restart, failover
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 2
+bash scripts/test/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
+pass=0
+fail=0
+for s in test:hostile test:monitoring test:deploy; do
+  echo "== npm run $s"
+  t0=$SECONDS
+  if npm run "$s"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "== FAILED: $s"; fi
+  echo "== $s: $((SECONDS - t0)) s"
+done
+echo "${pass} passed, ${fail} failed"
+[ "$fail" = "0" ]
