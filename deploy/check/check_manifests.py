@@ -242,7 +242,7 @@ def knative_probe(probe, kind, port, problems, where):
             problems.append(f'{where}.failureThreshold: expected 1 <= {failure}')
 
 
-def knative_container(c, port, problems, where):
+def knative_container(c, port, problems, where, sidecar=False):
     for name in disallowed(c, CONTAINER_FIELDS):
         problems.append(f'{where}.{name}: must not set the field(s)')
     if c.get('name') in RESERVED_CONTAINER_NAMES:
@@ -250,7 +250,7 @@ def knative_container(c, port, problems, where):
     for i, env in enumerate(c.get('env') or []):
         for name in disallowed(env, ENV_FIELDS):
             problems.append(f'{where}.env[{i}].{name}: must not set the field(s)')
-        if env.get('name') in RESERVED_ENV_VARS:
+        if env.get('name') in (RESERVED_ENV_VARS - {'PORT'} if sidecar else RESERVED_ENV_VARS):
             problems.append(f'{where}.env[{i}].name: "{env["name"]}" is a reserved environment variable')
     ports = c.get('ports') or []
     for i, p in enumerate(ports):
@@ -264,7 +264,9 @@ def knative_container(c, port, problems, where):
         if ports[0].get('name', '') not in VALID_PORT_NAMES:
             problems.append(f"{where}.ports[0]: Port name {ports[0]['name']} is not allowed: Name must be empty, or one of: 'h2c', 'http1'")
     for kind in ('livenessProbe', 'readinessProbe', 'startupProbe'):
-        if kind in c:
+        if kind in c and sidecar:  # validateSidecarContainer, multi-container-probing off (the default)
+            problems.append(f'{where}.{kind}: must not set the field(s) (a container without ports is a sidecar)')
+        elif kind in c:
             knative_probe(c[kind], kind, port, problems, f'{where}.{kind}')
     for name in disallowed(c.get('resources'), RESOURCE_FIELDS):
         problems.append(f'{where}.resources.{name}: must not set the field(s)')
@@ -301,7 +303,9 @@ def knative_rules(doc):
             # The model spec is a container plus KServe's own fields, which never reach the pod.
             knative_container({k: v for k, v in c.items() if k not in MODEL_SPEC_FIELDS}, port, problems, f'{where}.model')
         else:
-            knative_container(c, port, problems, f'{where}[{i}]')
+            # validateContainers: with several containers, one without ports is a sidecar.
+            sidecar = len(containers) > 1 and not c.get('ports')
+            knative_container(c, port, problems, f'{where}[{i}]', sidecar)
     return problems
 
 
