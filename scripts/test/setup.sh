@@ -4,7 +4,8 @@
 # the command that fixes it (not as knock-on test failures):
 #   1. Debian packages (apt-get as root; otherwise the exact command to run, exit 1),
 #   2. node_modules (npm ci when missing or older than package-lock.json),
-#   3. the Python venv of PyPI test tools, versions pinned (.ci/.venv; rebuilt when a
+#   3. the Python venv of PyPI test tools (schemathesis, tritonclient, kubernetes-validate),
+#      versions pinned (.ci/.venv; rebuilt when a
 #      requirements file changes).
 # Idempotent and quick when everything is there (no network then).
 set -uo pipefail
@@ -19,7 +20,7 @@ cd "$(dirname "$0")/../.." || exit 2
 PACKAGES=(python3-torch python3-onnx python3-pytest python3-numpy python3-jsonschema python3-pil
   python3-venv dataset-fashion-mnist prometheus nginx-light chromium fonts-dejavu-core)
 VENV=.ci/.venv
-REQUIREMENTS=(test/property/requirements.txt test/oip/triton/requirements.txt)
+REQUIREMENTS=(test/property/requirements.txt test/oip/triton/requirements.txt deploy/check/requirements.txt)
 
 say () { echo "npm test: $*" >&2; }
 
@@ -51,7 +52,7 @@ fi
 stamp="$VENV/.requirements.sha256"
 want="$(cat "${REQUIREMENTS[@]}" | sha256sum | cut -d' ' -f1)"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  say "creating the test venv $VENV (schemathesis, tritonclient; pinned)"
+  say "creating the test venv $VENV (schemathesis, tritonclient, kubernetes-validate; pinned)"
   rm -rf "$VENV"
   /usr/bin/python3 -m venv "$VENV" || { say "python3 -m venv failed"; exit 1; }
   req_args=()

@@ -9,7 +9,7 @@ import { loadConfig, type Config } from '../../src/config.js'
 import { build } from '../helpers/build.js'
 import { REPO } from '../helpers/data.js'
 
-interface Probe { httpGet?: { path: string, port: string | number }, periodSeconds?: number, failureThreshold?: number }
+interface Probe { httpGet?: { path: string, port: string | number }, periodSeconds?: number, timeoutSeconds?: number, failureThreshold?: number }
 interface Container {
   name: string
   image: string
@@ -106,6 +106,10 @@ for (const d of deployments) {
     t.ok(grace > preStop + config.SHUTDOWN_TIMEOUT_MS / 1000, `grace ${grace} s > preStop ${preStop} s + shutdown timeout ${config.SHUTDOWN_TIMEOUT_MS / 1000} s: the kubelet never SIGKILLs a draining pod`)
     const ready = c.readinessProbe!
     t.ok((ready.periodSeconds ?? 10) * (ready.failureThreshold ?? 3) * 1000 <= config.DRAIN_DELAY_MS, 'readiness sees the 503 before the drain delay ends')
+    t.ok((ready.timeoutSeconds ?? 1) >= 2 && (ready.failureThreshold ?? 3) >= 2, 'one slow second does not make the replica unready')
+    // Spawn to ready measured at most 3.4 s (npm run startup-time; deploy/README.md).
+    const startup = c.startupProbe!
+    t.ok((startup.periodSeconds ?? 10) * (startup.failureThreshold ?? 3) >= 10 * 3.4, 'start-up gets 10x the measured time or more')
 
     t.ok(c.resources?.requests?.cpu !== undefined && c.resources.requests.memory !== undefined, 'CPU and memory requests are set')
     t.ok(c.resources?.limits?.memory !== undefined, 'a memory limit is set')
