@@ -142,7 +142,7 @@ export function drawHistogram (host, o) {
     },
     axes: [
       // As many decimals as the tick spacing needs: −2.25 for the entropic score, −220 for Mahalanobis.
-      { values: (_u, vals, _axis, _space, incr) => vals.map((v) => v.toFixed(Math.max(0, Math.min(4, -Math.floor(Math.log10(incr))))).replace(/^-/, '−')) },
+      { size: 34, values: (_u, vals, _axis, _space, incr) => vals.map((v) => v.toFixed(Math.max(0, Math.min(4, -Math.floor(Math.log10(incr))))).replace(/^-/, '−')) },
       { label: 'calibration images', size: 50, values: (_u, vals) => vals.map((v) => `${Math.round(v * 100)} %`) }
     ],
     series: [
