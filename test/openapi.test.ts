@@ -3,6 +3,10 @@ import SwaggerParser from '@apidevtools/swagger-parser'
 import t from 'tap'
 import path from 'node:path'
 import { OPENAPI_FILE, generateOpenApi } from '../scripts/openapi.js'
+import { API_TAGS } from '../src/openapi/document.js'
+import { CLASSIFY_EXAMPLE, CLASSIFY_EXAMPLE_SAMPLE } from '../src/routes/classify-example.js'
+import { PUBLIC_DIR } from '../src/ui/public-dir.js'
+import { build } from './helpers/build.js'
 import { REPO } from './helpers/data.js'
 
 const committed = readFileSync(OPENAPI_FILE, 'utf8')
@@ -35,4 +39,36 @@ t.test('the uploads are documented as binary bodies and a multipart form', async
 t.test('the document\'s version is package.json\'s', async (t) => {
   const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }
   t.equal((JSON.parse(committed) as { info: { version: string } }).info.version, pkg.version)
+})
+
+t.test('the groups in the order a newcomer needs them: classify first, every tag listed', async (t) => {
+  const doc = JSON.parse(committed) as { tags: Array<{ name: string }>, paths: Record<string, Record<string, { tags?: string[] }>> }
+  const listed = doc.tags.map((tag) => tag.name)
+  t.same(listed, API_TAGS.map((tag) => tag.name))
+  t.equal(listed[0], 'classify', 'Swagger UI lists POST /classify first')
+  const used = new Set(Object.values(doc.paths).flatMap((ops) => Object.values(ops).flatMap((op) => op.tags ?? [])))
+  t.same([...used].filter((u) => !listed.includes(u)), [], 'no operation has a tag missing from the list (it would go last)')
+  t.same(listed.filter((l) => !used.has(l)), [], 'and no listed tag is unused')
+})
+
+t.test('the classify example is what the default model answers for the bundled sample', async (t) => {
+  const doc = JSON.parse(committed) as { components: { schemas: Record<string, { example?: unknown }> } }
+  t.same(doc.components.schemas.ClassifyResult!.example, CLASSIFY_EXAMPLE, 'ClassifyResult carries the example')
+  t.same(doc.components.schemas.OodResult!.example, CLASSIFY_EXAMPLE.ood)
+  const app = await build(t)
+  const res = await app.inject({ method: 'POST', url: '/classify', payload: readFileSync(path.join(PUBLIC_DIR, 'samples', CLASSIFY_EXAMPLE_SAMPLE)), headers: { 'content-type': 'image/png' } })
+  const api = res.json()
+  const { default: name } = (await app.inject('/models')).json() as { default: string }
+  t.equal(CLASSIFY_EXAMPLE.model, name, 'of the default model')
+  for (const k of ['model', 'version', 'label', 'classIndex', 'batchSize'] as const) t.equal(api[k], CLASSIFY_EXAMPLE[k], k)
+  t.same(api.topK.map((e: { label: string, classIndex: number }) => [e.label, e.classIndex]), CLASSIFY_EXAMPLE.topK.map((e) => [e.label, e.classIndex]), 'topK classes')
+  api.topK.forEach((e: { probability: number }, i: number) => t.ok(Math.abs(e.probability - CLASSIFY_EXAMPLE.topK[i]!.probability) <= 1e-6, `topK[${i}].probability ${e.probability}`))
+  t.equal(api.ood.kind, CLASSIFY_EXAMPLE.ood.kind, `ood.kind ${api.ood.kind as string}`)
+  t.equal(api.ood.reject, CLASSIFY_EXAMPLE.ood.reject)
+  // 7 significant digits; the score and distance may move in the last digits between CPUs.
+  for (const k of ['score', 'threshold', 'pValue', 'minDistance'] as const) {
+    const [got, shown] = [api.ood[k] as number, CLASSIFY_EXAMPLE.ood[k]]
+    t.ok(Math.abs(got - shown) <= Math.abs(shown) * 1e-5, `ood.${k}: ${got} ≈ ${shown}`)
+  }
+  t.same(Object.keys(api.timings).sort(), Object.keys(CLASSIFY_EXAMPLE.timings).sort(), 'the same timings')
 })

@@ -5,6 +5,18 @@ import type { OpenAPIV3 } from 'openapi-types'
 import { z } from 'zod'
 import { InferRequestSchema } from '../oip/request.js'
 
+// Every tag the routes use, in the order Swagger UI shows them (without this list, the order
+// the routes were registered in: /classify came last, after every /v2 operation).
+export const API_TAGS: OpenAPIV3.TagObject[] = [
+  { name: 'classify', description: 'Classify images, with the calibrated out-of-distribution verdict' },
+  { name: 'models', description: 'The served models, their labels and calibration' },
+  { name: 'health', description: 'Liveness and readiness probes' },
+  { name: 'metrics', description: 'Prometheus metrics' },
+  { name: 'open inference protocol', description: 'The Open Inference Protocol (KServe v2, Triton\'s HTTP API) over the same models' },
+  { name: 'model repository', description: 'Triton\'s model repository extension: list, load and unload models (ADMIN_TOKEN)' },
+  { name: 'admin', description: 'Reload the manifest (ADMIN_TOKEN)' }
+]
+
 const binary: OpenAPIV3.SchemaObject = { type: 'string', format: 'binary' }
 
 export const classifyRequestBody: OpenAPIV3.RequestBodyObject = {

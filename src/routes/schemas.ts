@@ -2,6 +2,7 @@
 // generate openapi/openapi.json, so the document cannot drift from the routes.
 import { z } from 'zod'
 import { SCORE_KINDS } from '../registry/manifest-schema.js'
+import { CLASSIFY_EXAMPLE } from './classify-example.js'
 
 export const ErrorSchema = z.object({
   error: z.object({
@@ -40,16 +41,16 @@ export const TopKSchema = z.object({
   label: z.string(),
   classIndex: z.number().int(),
   probability: z.number().describe('softmax(logits / T), T the temperature calibrate fitted (1 without one)')
-}).meta({ id: 'TopKEntry' })
+}).meta({ id: 'TopKEntry', example: CLASSIFY_EXAMPLE.topK[0] })
 
 export const OodSchema = z.object({
   score: z.number().describe('The decision score; higher = more in-distribution'),
-  kind: z.enum(SCORE_KINDS).describe('Which score decides: mds = −minimum distance, entropic = Σ p log p, msp, maxlogit, energy'),
+  kind: z.enum(SCORE_KINDS).describe('Which score decides: mds = −minimum distance, entropic = Σ p log p, msp, maxlogit, energy, mahalanobis = −Mahalanobis distance of the features to the nearest class (the default model)'),
   threshold: z.number().describe('Calibrated on in-distribution data; reject when score < threshold. With per-class (Mondrian) calibration, the predicted class\'s threshold'),
   reject: z.boolean().describe('true = the input looks out-of-distribution: do not trust the label'),
   pValue: z.number().optional().describe('Conformal p-value of the score against the calibration scores; small = unusual'),
   minDistance: z.number().optional().describe('Distance to the nearest class prototype (distance-head models only)')
-}).meta({ id: 'OodResult' })
+}).meta({ id: 'OodResult', example: CLASSIFY_EXAMPLE.ood })
 
 export const TimingsSchema = z.object({
   decode: z.number().describe('ms spent decoding and preprocessing the image'),
@@ -69,7 +70,7 @@ export const ClassifyResultSchema = z.object({
   input: z.string().optional().describe('The image as the model saw it (with ?include=input): a `data:image/png;base64,` URL of the pixels after decoding, orientation, flattening, colour conversion and resize, read back from the input tensor (each tensor value is (pixel / 255 − mean) / std)'),
   batchSize: z.number().int().describe('How many images shared the inference batch'),
   timings: TimingsSchema
-}).meta({ id: 'ClassifyResult' })
+}).meta({ id: 'ClassifyResult', example: CLASSIFY_EXAMPLE })
 
 export const ClassifyResponseSchema = z.union([
   ClassifyResultSchema,

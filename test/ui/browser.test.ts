@@ -97,6 +97,8 @@ async function tryItPage (t: Tap, browser: Browser, base: string, app: App): Pro
       const numbers = await c.locator('.numbers').textContent()
       for (const v of [api.ood.score, api.ood.threshold, api.ood.minDistance]) t.ok(numbers!.includes(v.toFixed(3).replace('-', '−')), `shows ${v}`)
       t.ok(numbers!.includes(api.ood.pValue < 0.01 ? api.ood.pValue.toPrecision(2) : api.ood.pValue.toFixed(3)), `shows the p-value ${api.ood.pValue}`)
+      const sample = detail.ood.calibration.classScores[api.classIndex] as number[]
+      pValueAgrees(t, numbers!, api.ood.pValue, sample, api.ood.score)
       t.match(numbers, /OOD score \(Mahalanobis score\)/, 'the score named as the model\'s ood.score')
       // The histogram is of the sample that decided: the predicted class's own (Mondrian), the
       // one whose conformal p-value is the response's, under the threshold of that class.
@@ -136,6 +138,13 @@ async function tryItPage (t: Tap, browser: Browser, base: string, app: App): Pro
     t.match(numbers, /OOD score \(max logit\)/)
     t.match(numbers, /Threshold−?[0-9.]+ — reject below/, 'one threshold for every class')
     t.match(numbers, /Minimum distancen\/a: a SoftMax head has no class prototypes/)
+    // The global sample is 1,000 quantiles of 5,000 images: the count is of quantiles, and the
+    // fraction, its percentage and the p-value are one number.
+    const detail = (await app.inject(`/models/${model}`)).json()
+    t.equal(detail.ood.calibration.scores.length, 1000)
+    t.equal(detail.ood.calibrationN, 5000)
+    pValueAgrees(t, numbers!, api.ood.pValue, detail.ood.calibration.scores, api.ood.score)
+    t.match(numbers, /[0-9,]+ of 1,001 \([0-9.]+ %\): this image (and [0-9,]+ of the|scores lower than all) 1,000 quantiles summarising the 5,000 in-distribution calibration images/, 'the count is of the 1,000 quantiles that stand for the 5,000 images')
     await page.selectOption('#model', (await app.inject('/models')).json().default)
   })
 
@@ -150,6 +159,7 @@ async function tryItPage (t: Tap, browser: Browser, base: string, app: App): Pro
       t.ok(threshold.anywhere >= 500, `${file}: ${threshold.anywhere} bar-coloured pixels`)
       const score = await canvasPixels(chart, scoreX, [17, 17, 17], [17, 17, 17])
       t.ok(score.column >= 60, `${file}: ${score.column} score-coloured pixels in the score's column`)
+      await labelsClear(t, chart, file)
       t.match(await card(page, file).locator('.histogram').getAttribute('aria-label'), /^Histogram of the Mahalanobis scores of the [0-9,]+ calibration images predicted “[^”]+”, with the threshold of class “[^”]+” at −?[0-9.]+ and this image's score at −?[0-9.]+, (above|below) it\.$/, 'described for screen readers')
     }
     const rejectedLeft = Number(await card(page, 'mnist-7.png').locator('.chart').getAttribute('data-score-x')) <
@@ -173,6 +183,19 @@ async function tryItPage (t: Tap, browser: Browser, base: string, app: App): Pro
     const [rejected, accepted] = await Promise.all(['mnist-7.png', 'fashion-ankle-boot.png'].map(async (f) => await card(page, f).locator('header').evaluate((h: any) => (globalThis as any).getComputedStyle(h).backgroundColor)))
     t.not(rejected, accepted, 'and a colour of its own')
     t.match(await card(page, 'mnist-7.png').locator('.untrusted').textContent(), /not trusted/, 'the label is marked untrusted')
+  })
+
+  await t.test('the probability bars take the verdict\'s colour, with non-text contrast', async (t) => {
+    // Pixels of the drawn bar: its filled start and its empty track (the top class of either
+    // sample is over a third, the third is under a fifth).
+    for (const [file, colour] of [['mnist-7.png', [176, 0, 32]], ['fashion-ankle-boot.png', [27, 94, 32]]] as const) {
+      const meters = card(page, file).locator('.topk meter')
+      const fill = await meterPixel(meters.first(), 0.1)
+      const track = await meterPixel(meters.last(), 0.95)
+      t.ok(fill.every((v, i) => Math.abs(v - colour[i]!) <= 12), `${file}: the top bar is rgb(${fill.join(', ')}), the ${file === 'mnist-7.png' ? 'rejected red' : 'accepted green'} rgb(${colour.join(', ')})`)
+      const ratio = contrast(`rgb(${fill.join(',')})`, `rgb(${track.join(',')})`)
+      t.ok(ratio >= 3, `${file}: bar on its track, contrast ${ratio.toFixed(1)}:1 (WCAG non-text: 3)`)
+    }
   })
 
   await t.test('several images at once: chosen, and dropped', async (t) => {
@@ -234,6 +257,50 @@ async function tryItPage (t: Tap, browser: Browser, base: string, app: App): Pro
     t.equal(await c.locator('.error .hint').textContent(), 'Try again in 1 s.')
   })
 
+  await t.test('at a phone\'s width (390 × 844 and 320 × 640): nothing overflows, nothing is cut off', async (t) => {
+    for (const [width, height] of [[390, 844], [320, 640]] as const) {
+      const phone = await browser.newPage({ viewport: { width, height } })
+      phone.on('pageerror', (e) => errors.push(e.message))
+      await phone.goto(`${base}/`)
+      await phone.waitForSelector('body[data-ready="true"]')
+      for (const file of ['mnist-7.png', 'fashion-sandal.png']) {
+        await phone.click(`button[data-sample="samples/${file}"]`)
+        await card(phone, file).locator('.histogram canvas').waitFor()
+      }
+      const page = await phone.evaluate(() => { const d = (globalThis as any).document.documentElement; return { scroll: d.scrollWidth, inner: (globalThis as any).innerWidth } })
+      t.ok(page.scroll <= page.inner, `${width} px: the page scrolls ${page.scroll} px wide in a ${page.inner} px viewport`)
+      for (const file of ['mnist-7.png', 'fashion-sandal.png']) {
+        const c = card(phone, file)
+        // A card clips what overflows it (overflow: hidden), so the page's width cannot show
+        // it: every element of the card must lie inside the card, and the card in the viewport.
+        const out = await c.evaluate((card: any) => {
+          const box = card.getBoundingClientRect()
+          const inner = (globalThis as any).innerWidth
+          const outside = [...card.querySelectorAll('*')].filter((e: any) => { const r = e.getBoundingClientRect(); return r.width > 0 && (r.left < box.left - 0.5 || r.right > box.right + 0.5) })
+          return { card: [box.left, box.right, inner], outside: outside.map((e: any) => `${e.tagName.toLowerCase()}.${e.className}: ${e.getBoundingClientRect().width} px`) }
+        })
+        t.ok(out.card[0]! >= 0 && out.card[1]! <= out.card[2]!, `${width} px, ${file}: the card spans ${out.card[0]}…${out.card[1]}`)
+        t.same(out.outside, [], `${width} px, ${file}: no element wider than its card`)
+        // The x axis's title is text under the chart, which wraps; drawn in the canvas, it was
+        // centred on a line wider than a phone's chart and cut off at both ends.
+        const title = c.locator('.histogram .axis-title')
+        if (await title.count() !== 1) t.fail(`${width} px, ${file}: no axis title under the chart`)
+        else {
+          t.match(await title.textContent(), /^Mahalanobis score: higher = more in-distribution/, `${width} px, ${file}: the axis has its title`)
+          const clipped = await title.evaluate((e: any) => e.scrollWidth > e.clientWidth || e.scrollHeight > e.clientHeight)
+          t.equal(clipped, false, `${width} px, ${file}: the axis title is not cut off`)
+        }
+        // The numbers table: each value under its name at full width, not in a column of a word a line.
+        const widths = await c.locator('.numbers').evaluate((dl: any) => [dl.clientWidth, ...[...dl.querySelectorAll('dd')].map((d: any) => d.clientWidth)])
+        const [dlWidth, ...dd] = widths as [number, ...number[]]
+        t.ok(dd.every((w) => w >= dlWidth * 0.9), `${width} px, ${file}: values ${dd.join(', ')} px wide in a ${dlWidth} px table`)
+        await labelsClear(t, c.locator('.histogram .chart'), `${width} px, ${file}`)
+      }
+      await card(phone, 'mnist-7.png').screenshot({ path: path.join(SHOTS, `phone-${width}-rejected.png`) })
+      await phone.close()
+    }
+  })
+
   t.equal(await page.locator('#docs-link').isVisible(), true, 'the API docs are linked (API_DOCS_ENABLED)')
   const csp = errors.filter((e) => /Content Security Policy/i.test(e))
   t.same(csp, [], 'no Content-Security-Policy violation')
@@ -255,6 +322,50 @@ function contrast (a: string, b: string): number {
   return (hi + 0.05) / (lo + 0.05)
 }
 
+/**
+ * The p-value row: "p — K of N (P %): …" where K / N is the API's conformal p-value
+ * (1 + #{sample ≤ score}) / (sample size + 1), and P its percentage, as the page rounds it.
+ */
+function pValueAgrees (t: Tap, numbers: string, pValue: number, sample: number[], score: number): void {
+  const m = /p-value(\S+) — ([0-9,]+) of ([0-9,]+) \(([0-9.]+) %\)/.exec(numbers)
+  if (m === null) { t.fail(`no "K of N (P %)" in the p-value row: ${numbers}`); return }
+  const [k, n] = [Number(m[2]!.replace(/,/g, '')), Number(m[3]!.replace(/,/g, ''))]
+  t.equal(n, sample.length + 1, `p-value row: of ${n} = the ${sample.length} calibration scores and this image`)
+  t.equal(k, 1 + sample.filter((s) => s <= score).length, `p-value row: ${k} = this image and the scores at or below it`)
+  t.ok(Math.abs(k / n - pValue) < 1e-12, `p-value row: ${k} / ${n} is the API's pValue ${pValue}`)
+  t.equal(m[4], pValue < 0.01 ? (pValue * 100).toPrecision(2) : (pValue * 100).toFixed(1), `p-value row: ${m[4]!} % is ${m[1]!} as a percentage`)
+}
+
+/**
+ * The line labels of a histogram (boxes the page records, CSS pixels from the canvas's corner)
+ * lie inside the canvas, above the plot (not on the bars), apart, and clear of the other line.
+ */
+async function labelsClear (t: Tap, chart: Locator, what: string): Promise<void> {
+  const d = await chart.evaluate((host: any) => ({ ...host.dataset, canvasWidth: host.querySelector('canvas').clientWidth }))
+  type Box = { left: number, right: number, top: number, bottom: number }
+  const { threshold, score } = JSON.parse(d.labels ?? '{}') as { threshold?: Box, score?: Box }
+  if (threshold === undefined || score === undefined) { t.fail(`${what}: the chart records no label boxes`); return }
+  const [plotTop, thresholdX, scoreX] = [Number(d.plotTop), Number(d.thresholdX), Number(d.scoreX)]
+  for (const [name, b] of [['threshold', threshold], ['this image', score]] as const) {
+    t.ok(b.left >= 0 && b.right <= d.canvasWidth, `${what}: "${name}" spans x ${b.left.toFixed(0)}…${b.right.toFixed(0)} of ${d.canvasWidth as number}`)
+    t.ok(b.bottom <= plotTop, `${what}: "${name}" sits above the plot (ends at y ${b.bottom}, the plot starts at ${plotTop})`)
+  }
+  const apart = threshold.right <= score.left || score.right <= threshold.left || threshold.bottom <= score.top || score.bottom <= threshold.top
+  t.ok(apart, `${what}: the two labels do not overlap`)
+  // The score line runs from the top row down, through the threshold's row; the threshold line
+  // starts at its own row, below "this image".
+  t.notOk(threshold.left < scoreX && scoreX < threshold.right, `${what}: "threshold" does not cross the score line at x ${scoreX}`)
+  t.notOk(score.left < thresholdX && thresholdX < score.right && score.bottom > threshold.top, `${what}: "this image" does not cross the threshold line at x ${thresholdX}`)
+}
+
+/** The colour drawn at a fraction of a meter's width, halfway down (the element's screenshot). */
+async function meterPixel (meter: Locator, at: number): Promise<[number, number, number]> {
+  const { data, info } = await sharp(await meter.screenshot()).removeAlpha().raw().toBuffer({ resolveWithObject: true })
+  const x = Math.min(info.width - 1, Math.round(info.width * at))
+  const i = (Math.floor(info.height / 2) * info.width + x) * info.channels
+  return [data[i]!, data[i + 1]!, data[i + 2]!]
+}
+
 async function waitUntil (check: () => Promise<boolean>, timeoutMs = 5000): Promise<boolean> {
   const end = Date.now() + timeoutMs
   while (Date.now() < end) {
@@ -273,8 +384,23 @@ async function docsPage (t: Tap, browser: Browser, base: string): Promise<void> 
     t.equal(await page.locator('.opblock-summary-path[data-path="/models/{name}"]').count(), 1, 'GET /models/{name}')
     t.equal(await page.locator('.opblock-post .opblock-summary-path[data-path="/v2/models/{name}/infer"]').count(), 1, 'POST /v2/models/{name}/infer')
     t.equal(await page.locator('.opblock-summary-path[data-path="/"]').count(), 0, 'the page itself is not an operation')
+    const first = await page.locator('.opblock-summary-path').first().getAttribute('data-path')
+    t.equal(first, '/classify', 'POST /classify is the first operation listed, not the last after /v2')
+    t.equal(await page.locator('.opblock-tag').first().getAttribute('data-tag'), 'classify', 'in the first group')
+    t.equal(await page.locator('button.authorize').count(), 0, 'no Authorize button: without ADMIN_TOKEN there is nothing to authorize')
+  })
+  await t.test('/docs: POST /classify\'s example answer is a real one of the default model', async (t) => {
+    await page.locator('.opblock-post:has(.opblock-summary-path[data-path="/classify"]) .opblock-summary').first().click()
+    const example = page.locator('.opblock-post.is-open .responses-table .response[data-code="200"] .example, .opblock-post.is-open .responses-table .response[data-code="200"] .microlight').first()
+    await example.waitFor()
+    const text = await example.textContent()
+    t.match(text, /"classIndex": 9,/, 'classIndex 9 (Ankle boot), not 2⁵³ − 1')
+    t.match(text, /"kind": "mahalanobis"/, 'the default model\'s score kind')
+    t.notMatch(text, /9007199254740991/, 'no made-up integers')
     t.same(errors, [], 'no console error, no Content-Security-Policy violation')
     onlyThisOrigin(t, base, requested)
   })
+  await page.screenshot({ path: path.join(SHOTS, 'docs.png') })
+  await page.locator('.opblock.is-open .responses-wrapper').first().screenshot({ path: path.join(SHOTS, 'docs-classify-responses.png') })
   await page.close()
 }

@@ -68,6 +68,20 @@ t.test('/docs: Swagger UI over the live OpenAPI document, v2 included, pages hid
   for (const p of Object.keys(doc.paths)) t.notMatch(p, /^\/(docs|vendor|js|samples)?(\/|$)|\.(html|css|png|jpg)$/, `${p} is an API route`)
 })
 
+t.test('/docs/json: a security scheme only when there is something to authorize (ADMIN_TOKEN)', async (t) => {
+  type Doc = { components?: { securitySchemes?: Record<string, unknown> }, paths: Record<string, Record<string, { security?: unknown[] }>> }
+  const secured = (doc: Doc): string[] => Object.entries(doc.paths).flatMap(([p, ops]) => Object.entries(ops).filter(([, op]) => op.security !== undefined).map(([m]) => `${m} ${p}`))
+  // Swagger UI shows its Authorize button whenever the document has a security scheme.
+  const { app: open } = await buildOver(t)
+  const plain = (await open.inject('/docs/json')).json() as Doc
+  t.equal(plain.components?.securitySchemes, undefined, 'no ADMIN_TOKEN: no security scheme, so no Authorize button')
+  t.same(secured(plain), [], 'and no operation that asks for one')
+  const { app: admin } = await buildOver(t, { env: { ADMIN_TOKEN: 'a-token-of-16-chars-or-more' } })
+  const doc = (await admin.inject('/docs/json')).json() as Doc
+  t.same(Object.keys(doc.components?.securitySchemes ?? {}), ['bearer'], 'ADMIN_TOKEN set: the bearer scheme')
+  t.same(secured(doc).sort(), ['post /admin/reload', 'post /v2/repository/index', 'post /v2/repository/models/{name}/load', 'post /v2/repository/models/{name}/unload'], 'on the admin operations')
+})
+
 t.test('UI_ENABLED=false: / and the page\'s files are 404s; /docs stays', async (t) => {
   const { app } = await buildOver(t, { env: { UI_ENABLED: 'false' } })
   for (const url of ['/', '/index.html', '/app.css', '/js/app.js', '/samples/mnist-7.png', '/vendor/uplot/uPlot.iife.min.js']) {

@@ -4,6 +4,7 @@
 import { dl, el } from './dom.js'
 import { count, headName, num, pValue, percent, scoreName, size } from './format.js'
 import { drawHistogram } from './histogram.js'
+import { pValueShare } from './p-value.js'
 
 /**
  * @typedef {import('./api.js').ClassifyResult} ClassifyResult
@@ -32,10 +33,10 @@ export function pendingCard (name, image, model) {
  * (src/ood/decision.ts) chooses it: under per-class (Mondrian) calibration, the scores of the
  * calibration images predicted as the image's class, unless that class had too few to keep a
  * sample of its own; otherwise the model's global sample. `n` is how many calibration images
- * the sample stands for (`scores` may be quantiles of them).
+ * the sample stands for (`scores` may be quantiles of them); `images` names them, counted.
  * @param {ModelDetail} model
  * @param {number} classIndex
- * @returns {{ scores: number[], n: number, which: string, sample: string, perClassThreshold: boolean }}
+ * @returns {{ scores: number[], n: number, which: string, images: string, sample: string, perClassThreshold: boolean }}
  */
 export function calibrationFor (model, classIndex) {
   const { calibration, classThresholds, calibrationN } = model.ood
@@ -44,10 +45,12 @@ export function calibrationFor (model, classIndex) {
   const own = calibration.classScores?.[classIndex]
   if (own !== undefined && own.length > 0) {
     const n = calibration.classN?.[classIndex] ?? own.length
-    return { scores: own, n, which: `the ${count(n)} calibration images predicted “${label}”`, sample: `class:${classIndex}`, perClassThreshold }
+    const images = `${count(n)} calibration images predicted “${label}”`
+    return { scores: own, n, which: `the ${images}`, images, sample: `class:${classIndex}`, perClassThreshold }
   }
   const scores = calibration.scores ?? []
-  return { scores, n: calibrationN, which: `all ${count(calibrationN)} in-distribution calibration images`, sample: 'global', perClassThreshold }
+  const images = `${count(calibrationN)} in-distribution calibration images`
+  return { scores, n: calibrationN, which: `all ${images}`, images, sample: 'global', perClassThreshold }
 }
 
 /**
@@ -115,7 +118,7 @@ export function showResult (card, r, model) {
     role: 'img',
     'data-calibration': cal.sample,
     'aria-label': `Histogram of the ${score}s of ${cal.which}, with ${thresholdOf} at ${num(r.ood.threshold)} and this image's score at ${num(r.ood.score)}, ${reject ? 'below' : 'above'} it.`
-  }, chartBox, el('figcaption', {},
+  }, chartBox, el('p', { class: 'axis-title' }, `${score}: higher = more in-distribution →`), el('figcaption', {},
     `This image's ${score} among ${cal.which}`,
     cal.sample === 'global' ? '' : ' (per-class calibration: its own sample and threshold)',
     cal.scores.length < cal.n ? `, drawn from ${count(cal.scores.length)} quantiles` : '',
@@ -129,8 +132,7 @@ export function showResult (card, r, model) {
     [cal.perClassThreshold ? `Threshold (class “${r.label}”)` : 'Threshold', `${num(r.ood.threshold)} — reject below`]
   ])
   if (r.ood.pValue !== undefined) {
-    const share = below === 0 ? `lower than every one of ${cal.which}` : `${percent(below / cal.scores.length)} of ${cal.which} score this low or lower`
-    oodRows.push(['p-value', `${pValue(r.ood.pValue)} — ${share}`])
+    oodRows.push(['p-value', `${pValue(r.ood.pValue)} — ${pValueShare({ below, m: cal.scores.length, n: cal.n, images: cal.images })}`])
   }
   oodRows.push(['Minimum distance', r.ood.minDistance !== undefined
     ? `${num(r.ood.minDistance)} to the nearest class prototype`
@@ -139,7 +141,8 @@ export function showResult (card, r, model) {
   const body = /** @type {HTMLElement} */ (card.querySelector('.body'))
   body.append(prediction, el('section', { class: 'ood', 'aria-label': 'Out-of-distribution decision' }, histogram, dl('numbers', oodRows)))
   if (cal.scores.length > 0) {
-    drawHistogram(chartBox, { scores: cal.scores, threshold: r.ood.threshold, score: r.ood.score, kind: score, width: Math.max(260, Math.min(560, chartBox.clientWidth || 480)) })
+    // As wide as its column, whatever the screen (a phone's is about 320 px): never wider.
+    drawHistogram(chartBox, { scores: cal.scores, threshold: r.ood.threshold, score: r.ood.score, width: Math.max(160, Math.min(560, chartBox.clientWidth || 480)) })
   } else {
     chartBox.append(el('p', {}, 'This model\'s manifest holds no calibration scores to draw.'))
   }
