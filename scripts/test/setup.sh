@@ -5,8 +5,7 @@
 #   1. Debian packages (apt-get as root; otherwise the exact command to run, exit 1),
 #   2. node_modules (npm ci when missing or older than package-lock.json),
 #   3. the Python venv of PyPI test tools (schemathesis, tritonclient, kubernetes-validate),
-#      versions pinned (.ci/.venv; rebuilt when a
-#      requirements file changes).
+#      versions pinned (.ci/.venv; rebuilt when a requirements file changes).
 # Idempotent and quick when everything is there (no network then).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
