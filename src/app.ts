@@ -20,8 +20,8 @@ import errorHandler from './plugins/error-handler.js'
 import lifecycle from './plugins/lifecycle.js'
 import linger from './plugins/linger.js'
 import metricsPlugin from './plugins/metrics.js'
-import modelControl from './plugins/model-control.js'
 import protocolChecks from './plugins/protocol-checks.js'
+import repositoryPlugin from './plugins/repository.js'
 import requestLog from './plugins/request-log.js'
 import { preprocessLimits } from './preprocess/limits.js'
 import { SUPPORTED_MEDIA_TYPES } from './preprocess/sniff.js'
@@ -149,7 +149,7 @@ export const app = fp<AppOptions>(async function isomaxApp (fastify, opts) {
     throwFileSizeLimit: true
   })
   await fastify.register(enginePlugin, { engine })
-  await fastify.register(modelControl, { manifestFile: engine.manifest.file })
+  await fastify.register(repositoryPlugin, { manifestFile: engine.manifest.file })
 
   await fastify.register(healthRoutes)
   await fastify.register(modelRoutes)

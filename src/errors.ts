@@ -24,6 +24,7 @@ export const HeadersTooLargeError = createError('ISOMAX_HEADERS_TOO_LARGE', 'The
 export const ModelNotFoundError = createError('ISOMAX_MODEL_NOT_FOUND', 'Model "%s" is not served here; GET /models lists the models', 404)
 export const ModelVersionNotFoundError = createError('ISOMAX_MODEL_NOT_FOUND', 'Model "%s" has no version "%s"; it serves version "%s"', 404)
 export const NotReadyError = createError('ISOMAX_NOT_READY', 'Not ready: %s', 503)
+export const ModelNotLoadedError = createError('ISOMAX_MODEL_NOT_READY', 'Model "%s" is in the repository but not loaded (%s); POST /v2/repository/models/%s/load serves it', 503)
 export const UnauthorizedError = createError('ISOMAX_UNAUTHORIZED', 'This route needs "Authorization: Bearer <ADMIN_TOKEN>"', 401)
 export const ConflictError = createError('ISOMAX_CONFLICT', '%s', 409)
 export const ReloadFailedError = createError('ISOMAX_RELOAD_FAILED', 'Nothing changed: %s', 422)

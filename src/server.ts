@@ -1,13 +1,15 @@
 // Process entry point: config, logger, manifest, app, listen, and graceful shutdown.
 // Everything that can be wrong with the environment or the manifest is reported here, in one
 // message, before the port opens.
+// First: a SIGHUP while the rest loads must not kill the process.
+import { takeEarlySighup } from './early-sighup.js'
 import closeWithGrace from 'close-with-grace'
 import { pino } from 'pino'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { Engine } from './inference/engine.js'
 import { engineOptions } from './inference/engine-options.js'
-import { loadManifest } from './registry/load-manifest.js'
+import { readRepositoryFile } from './repository/servable.js'
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -29,8 +31,9 @@ async function main (): Promise<void> {
 
   let app
   try {
-    const manifest = await loadManifest(config.MODELS_MANIFEST)
+    const { servable: manifest, staged } = await readRepositoryFile(config.MODELS_MANIFEST)
     logger.info({ manifest: manifest.file, models: [...manifest.models.keys()], default: manifest.defaultModel }, 'manifest loaded')
+    if (staged.length > 0) logger.info({ staged }, 'not serving the entries not calibrated yet (npm run calibrate)')
     const engine = await Engine.start(manifest, engineOptions(config), logger)
     app = await buildApp({ config, engine, logger })
   } catch (err) {
@@ -44,10 +47,14 @@ async function main (): Promise<void> {
   // the ONNX sessions and exits 0. Past SHUTDOWN_TIMEOUT_MS close-with-grace exits 1.
   // SIGHUP reloads the manifest (validate, load, swap; a failure changes nothing), as nginx
   // and most daemons do, instead of close-with-grace's default of shutting down.
-  process.on('SIGHUP', () => {
-    logger.info({ signal: 'SIGHUP' }, 'reloading the manifest')
-    app.models.reload().catch(() => { /* logged and counted by plugins/model-control.ts */ })
-  })
+  // The repository coalesces a burst of them into one running reload and one waiting.
+  const reload = (): void => {
+    logger.debug({ signal: 'SIGHUP' }, 'reloading the manifest')
+    app.repository.reload().catch(() => { /* logged and counted by plugins/repository.ts */ })
+  }
+  process.on('SIGHUP', reload)
+  // One that arrived while starting (early-sighup.ts): the file may have changed since it was read.
+  if (takeEarlySighup()) reload()
   closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS, skip: ['SIGHUP'], logger: { error: (m: string) => logger.error(m) } }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ err }, 'closing after an uncaught error')
     app.lifecycle.draining = true

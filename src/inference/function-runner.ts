@@ -14,6 +14,8 @@ export interface FunctionRunnerOptions {
   slots?: number
   /** Resolve each batch after this many ms (default 0: on the next tick). */
   delayMs?: number
+  /** Resolve each load after this many ms (default 0), as creating real sessions takes time. */
+  loadDelayMs?: number
 }
 
 export class FunctionRunner extends EventEmitter implements InferenceRunner {
@@ -40,6 +42,7 @@ export class FunctionRunner extends EventEmitter implements InferenceRunner {
   }
 
   async load (specs: WorkerModelSpec[]): Promise<void> {
+    if ((this.options.loadDelayMs ?? 0) > 0) await new Promise((resolve) => setTimeout(resolve, this.options.loadDelayMs))
     for (const s of specs) {
       this.sessions.set(s.key, { name: s.name, sampleSize: s.sampleShape[0] * s.sampleShape[1] * s.sampleShape[2], scoreOutputs: s.scoreOutputs.length })
       this.providers[s.key] = 'cpu'

@@ -159,7 +159,7 @@ export default fp<MetricsOptions>(async function metricsPlugin (app, opts) {
     }),
     reloads: new Counter({
       name: 'isomax_model_reloads_total',
-      help: 'Changes of the served models (reload, repository load/unload) by outcome: success, or failure (nothing changed)',
+      help: 'Changes of the served models (reload, repository load/unload) by outcome: success; failure (the file or a model could not be loaded, nothing changed); refused (the caller\'s mistake: an unknown model, the default model; nothing changed)',
       labelNames: ['outcome'],
       registers: [registry]
     }),
@@ -184,7 +184,7 @@ export default fp<MetricsOptions>(async function metricsPlugin (app, opts) {
     metrics.queueDepth.set({ model: m.name }, 0)
     for (const outcome of ['accepted', 'rejected']) metrics.predictions.inc({ model: m.name, outcome }, 0)
   }
-  for (const outcome of ['success', 'failure']) metrics.reloads.inc({ outcome }, 0)
+  for (const outcome of ['success', 'failure', 'refused']) metrics.reloads.inc({ outcome }, 0)
   app.decorate('metrics', metrics)
   app.addHook('onResponse', async (req, reply) => {
     metrics.httpDuration.observe({

@@ -2,7 +2,7 @@
 // model repository extension as Triton defines it (POST /v2/repository/index,
 // /v2/repository/models/{name}/load and /unload). Registered only when ADMIN_TOKEN is set
 // (else they are 404s, like any unknown route); every call needs "Authorization: Bearer
-// <ADMIN_TOKEN>" (401 otherwise). All go through plugins/model-control.ts: validate, load,
+// <ADMIN_TOKEN>" (401 otherwise). All go through src/repository/repository.ts: validate, load,
 // then swap; a failure changes nothing and says why.
 import type { FastifyInstance } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
@@ -72,7 +72,7 @@ export default async function adminRoutes (app: FastifyInstance, opts: AdminRout
       security: [{ bearer: [] }],
       response: { 200: ReloadSchema, ...unauthorized, 422: ErrorSchema.describe('The manifest or a model cannot be loaded; nothing changed') }
     }
-  }, async () => await app.models.reload())
+  }, async () => await app.repository.reload())
 
   typed.post('/v2/repository/index', {
     schema: {
@@ -83,7 +83,7 @@ export default async function adminRoutes (app: FastifyInstance, opts: AdminRout
       response: { 200: IndexSchema, ...oipErrors }
     }
   }, async (req) => {
-    const entries = await app.models.index()
+    const entries = await app.repository.index()
     return req.body?.ready === true ? entries.filter((e) => e.state === 'READY') : entries
   })
 
@@ -96,7 +96,7 @@ export default async function adminRoutes (app: FastifyInstance, opts: AdminRout
       response: { 200: z.object({}).describe('Loaded and serving'), ...oipErrors }
     }
   }, async (req) => {
-    await app.models.load(req.params.name)
+    await app.repository.load(req.params.name)
     return {}
   })
 
@@ -109,7 +109,7 @@ export default async function adminRoutes (app: FastifyInstance, opts: AdminRout
       response: { 200: z.object({}).describe('No longer served; its requests in flight finish'), ...oipErrors }
     }
   }, async (req) => {
-    await app.models.unload(req.params.name)
+    await app.repository.unload(req.params.name)
     return {}
   })
 }

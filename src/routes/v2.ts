@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { PACKAGE_VERSION } from '../version.js'
-import { ModelNotFoundError, ModelVersionNotFoundError, NotReadyError } from '../errors.js'
+import { ModelNotFoundError, ModelNotLoadedError, ModelVersionNotFoundError, NotReadyError } from '../errors.js'
 import type { Generation } from '../inference/generation.js'
 import { decide } from '../ood/decision.js'
 import { graphScoresOf } from '../ood/scores.js'
@@ -162,9 +162,13 @@ export default async function v2Routes (app: FastifyInstance, opts: V2RouteOptio
     }, async (req) => metadata(modelOf(engine, req.params.name, versionOf(req.params))))
 
     typed.get(`${base}/ready`, {
-      schema: { summary: 'Model readiness (200 = ready)', tags: ['open inference protocol'], params, response: { 200: z.object({ name: z.string(), ready: z.boolean() }), 404: errors[404], 414: errors[414], 503: errors[503] } }
+      schema: { summary: 'Model readiness (200 = ready; 503 = not ready: known to the repository but not loaded, or the server is not ready)', tags: ['open inference protocol'], params, response: { 200: z.object({ name: z.string(), ready: z.boolean() }), 404: errors[404], 414: errors[414], 503: errors[503] } }
     }, async (req) => {
-      const model = modelOf(engine, req.params.name, versionOf(req.params))
+      const name = req.params.name
+      // Known to the repository but not served (unloaded, or staged without calibration): not
+      // ready, as Triton and KServe say it, rather than unknown.
+      if (engine.model(name) === undefined && app.repository.knows(name)) throw new ModelNotLoadedError(name, 'unloaded or not calibrated', name)
+      const model = modelOf(engine, name, versionOf(req.params))
       requireReady()
       return { name: model.name, ready: true }
     })
