@@ -217,7 +217,8 @@ export async function addModel (argv: string[], env: NodeJS.ProcessEnv = process
         outputName: output.name,
         sampleShape: [shape.channels, shape.height, shape.width],
         labels: labels.length,
-        maxBatchSize
+        maxBatchSize,
+        maxBatchSizeFrom: args['max-batch-size'] !== undefined ? '--max-batch-size' : '--max-batch-size\'s default'
       })
       if (problems.length > 0) throw new UsageError(`${onnx} does not fit the entry: ${problems.join('; ')}`)
       // The graph may leave the class axis symbolic (or declare it wrongly): count the classes
