@@ -32,6 +32,17 @@ t.test('the uploads are documented as binary bodies and a multipart form', async
   }
 })
 
+t.test('the repository routes: the index body is optional; each route lists only the statuses it can answer', async (t) => {
+  const doc = JSON.parse(committed)
+  const post = (p: string): any => doc.paths[p].post
+  t.equal(post('/v2/repository/index').requestBody.required, false, 'an empty body is accepted')
+  t.same(Object.keys(post('/v2/repository/index').responses).sort(), ['200', '400', '401', '415', '422'])
+  t.same(Object.keys(post('/v2/repository/models/{name}/load').responses).sort(), ['200', '400', '401', '404', '414', '415', '422'])
+  t.same(Object.keys(post('/v2/repository/models/{name}/unload').responses).sort(), ['200', '400', '401', '404', '409', '414', '415', '422'])
+  t.match(post('/v2/repository/models/{name}/unload').responses['409'].description, /default model/)
+  t.same(Object.keys(post('/admin/reload').responses).sort(), ['200', '400', '401', '415', '422'])
+})
+
 t.test('the document\'s version is package.json\'s', async (t) => {
   const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }
   t.equal((JSON.parse(committed) as { info: { version: string } }).info.version, pkg.version)

@@ -36,14 +36,19 @@ const IndexRequestSchema = z.object({
   ready: z.boolean().optional().describe('true: list only the models ready to serve')
 }).strict().nullish()
 
+// Each route lists the statuses it can answer, no more: model-control.ts throws 404 only for a
+// named model, 409 only on unloading the default model, and the index 422s when the manifest
+// file cannot be read.
 const unauthorized = { 401: ErrorSchema.describe('No or wrong bearer token') }
-const oipErrors = {
-  400: OipErrorSchema.describe('The request itself is wrong'),
+const notJson = 'A body that is neither empty nor application/json'
+const oip = {
+  400: OipErrorSchema.describe('The body is not valid JSON, or not what the route takes'),
   401: OipErrorSchema.describe('No or wrong bearer token'),
-  404: OipErrorSchema.describe('Unknown model'),
-  414: OipErrorSchema.describe('A model name longer than 200 characters'),
-  409: OipErrorSchema.describe('Unloading the default model'),
-  422: OipErrorSchema.describe('The manifest file or the model cannot be loaded; nothing changed')
+  415: OipErrorSchema.describe(notJson)
+}
+const named = {
+  404: OipErrorSchema.describe('No model of that name in the manifest file (load) or served (unload)'),
+  414: OipErrorSchema.describe('A model name longer than 200 characters')
 }
 
 export default async function adminRoutes (app: FastifyInstance, opts: AdminRouteOptions): Promise<void> {
@@ -77,7 +82,7 @@ export default async function adminRoutes (app: FastifyInstance, opts: AdminRout
       description: 'Requests in flight finish on the models they started with. A failed reload changes nothing (422, the reason names the field). Same as SIGHUP.',
       tags: ['admin'],
       security: [{ bearer: [] }],
-      response: { 200: ReloadSchema, ...unauthorized, 422: ErrorSchema.describe('The manifest or a model cannot be loaded; nothing changed') }
+      response: { 200: ReloadSchema, 400: ErrorSchema.describe('The body is not valid JSON'), ...unauthorized, 415: ErrorSchema.describe(notJson), 422: ErrorSchema.describe('The manifest or a model cannot be loaded; nothing changed') }
     }
   }, async () => await app.models.reload())
 
@@ -87,7 +92,7 @@ export default async function adminRoutes (app: FastifyInstance, opts: AdminRout
       tags: ['model repository'],
       security: [{ bearer: [] }],
       body: IndexRequestSchema,
-      response: { 200: IndexSchema, ...oipErrors }
+      response: { 200: IndexSchema, ...oip, 422: OipErrorSchema.describe('The manifest file cannot be read or is invalid') }
     }
   }, async (req) => {
     const entries = await app.models.index()
@@ -100,7 +105,7 @@ export default async function adminRoutes (app: FastifyInstance, opts: AdminRout
       tags: ['model repository'],
       security: [{ bearer: [] }],
       params: ModelParamsSchema,
-      response: { 200: z.object({}).describe('Loaded and serving'), ...oipErrors }
+      response: { 200: z.object({}).describe('Loaded and serving'), ...oip, ...named, 422: OipErrorSchema.describe('The manifest file is invalid, the entry is not calibrated, or the model cannot be loaded; nothing changed') }
     }
   }, async (req) => {
     await app.models.load(req.params.name)
@@ -113,7 +118,13 @@ export default async function adminRoutes (app: FastifyInstance, opts: AdminRout
       tags: ['model repository'],
       security: [{ bearer: [] }],
       params: ModelParamsSchema,
-      response: { 200: z.object({}).describe('No longer served; its requests in flight finish'), ...oipErrors }
+      response: {
+        200: z.object({}).describe('No longer served; its requests in flight finish'),
+        ...oip,
+        ...named,
+        409: OipErrorSchema.describe('The model is the default model'),
+        422: OipErrorSchema.describe('The change could not be applied; nothing changed')
+      }
     }
   }, async (req) => {
     await app.models.unload(req.params.name)
