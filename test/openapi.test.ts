@@ -3,6 +3,7 @@ import SwaggerParser from '@apidevtools/swagger-parser'
 import t from 'tap'
 import path from 'node:path'
 import { OPENAPI_FILE, generateOpenApi } from '../scripts/openapi.js'
+import { buildOver } from './helpers/build.js'
 import { REPO } from './helpers/data.js'
 
 const committed = readFileSync(OPENAPI_FILE, 'utf8')
@@ -46,4 +47,15 @@ t.test('the repository routes: the index body is optional; each route lists only
 t.test('the document\'s version is package.json\'s', async (t) => {
   const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }
   t.equal((JSON.parse(committed) as { info: { version: string } }).info.version, pkg.version)
+})
+
+t.test('the live /docs/json: openapi.json exactly with ADMIN_TOKEN set; without it, the same less the admin and repository paths (which do not exist then)', async (t) => {
+  const doc = JSON.parse(committed)
+  const withToken = await buildOver(t, { env: { ADMIN_TOKEN: 'a-test-admin-token-of-some-length' } })
+  t.same((await withToken.app.inject('/docs/json')).json(), doc)
+  const without = await buildOver(t)
+  const live = (await without.app.inject('/docs/json')).json()
+  const adminPaths = ['/admin/reload', '/v2/repository/index', '/v2/repository/models/{name}/load', '/v2/repository/models/{name}/unload']
+  for (const p of adminPaths) Reflect.deleteProperty(doc.paths, p)
+  t.same(live, doc)
 })
