@@ -1,6 +1,7 @@
 // Admin routes: reload the manifest (POST /admin/reload) and the Open Inference Protocol's
-// model repository extension as Triton defines it (POST /v2/repository/index,
-// /v2/repository/models/{name}/load and /unload). Registered only when ADMIN_TOKEN is set
+// model repository extension (POST /v2/repository/index, /v2/repository/models/{name}/load
+// and /unload; bodies, states, reasons and persistence in docs/api.md § Model repository).
+// Registered only when ADMIN_TOKEN is set
 // (else they are 404s, like any unknown route); every call needs "Authorization: Bearer
 // <ADMIN_TOKEN>" (401 otherwise). All go through plugins/model-control.ts: validate, load,
 // then swap; a failure changes nothing and says why.
