@@ -6,7 +6,7 @@ import { OPENAPI_FILE, generateOpenApi } from '../scripts/openapi.js'
 import { API_TAGS } from '../src/openapi/document.js'
 import { CLASSIFY_EXAMPLE, CLASSIFY_EXAMPLE_SAMPLE } from '../src/routes/classify-example.js'
 import { PUBLIC_DIR } from '../src/ui/public-dir.js'
-import { build } from './helpers/build.js'
+import { build, buildOver } from './helpers/build.js'
 import { REPO } from './helpers/data.js'
 
 const committed = readFileSync(OPENAPI_FILE, 'utf8')
@@ -34,6 +34,17 @@ t.test('the uploads are documented as binary bodies and a multipart form', async
     t.ok(doc.paths[p].post.parameters.some((q: { name: string, in: string }) => q.name === 'topK' && q.in === 'query'))
     for (const status of ['200', '400', '413', '415', '503']) t.ok(doc.paths[p].post.responses[status], `${p} documents ${status}`)
   }
+})
+
+t.test('the repository routes: the index body is optional; each route lists only the statuses it can answer', async (t) => {
+  const doc = JSON.parse(committed)
+  const post = (p: string): any => doc.paths[p].post
+  t.equal(post('/v2/repository/index').requestBody.required, false, 'an empty body is accepted')
+  t.same(Object.keys(post('/v2/repository/index').responses).sort(), ['200', '400', '401', '415', '422'])
+  t.same(Object.keys(post('/v2/repository/models/{name}/load').responses).sort(), ['200', '400', '401', '404', '414', '415', '422'])
+  t.same(Object.keys(post('/v2/repository/models/{name}/unload').responses).sort(), ['200', '400', '401', '404', '409', '414', '415', '422'])
+  t.match(post('/v2/repository/models/{name}/unload').responses['409'].description, /default model/)
+  t.same(Object.keys(post('/admin/reload').responses).sort(), ['200', '400', '401', '415', '422'])
 })
 
 t.test('the document\'s version is package.json\'s', async (t) => {
@@ -71,4 +82,17 @@ t.test('the classify example is what the default model answers for the bundled s
     t.ok(Math.abs(got - shown) <= Math.abs(shown) * 1e-5, `ood.${k}: ${got} ≈ ${shown}`)
   }
   t.same(Object.keys(api.timings).sort(), Object.keys(CLASSIFY_EXAMPLE.timings).sort(), 'the same timings')
+})
+
+t.test('the live /docs/json: openapi.json exactly with ADMIN_TOKEN set; without it, the same less the admin and repository paths (which do not exist then)', async (t) => {
+  const doc = JSON.parse(committed)
+  const withToken = await buildOver(t, { env: { ADMIN_TOKEN: 'a-test-admin-token-of-some-length' } })
+  t.same((await withToken.app.inject('/docs/json')).json(), doc)
+  const without = await buildOver(t)
+  const live = (await without.app.inject('/docs/json')).json()
+  const adminPaths = ['/admin/reload', '/v2/repository/index', '/v2/repository/models/{name}/load', '/v2/repository/models/{name}/unload']
+  for (const p of adminPaths) Reflect.deleteProperty(doc.paths, p)
+  // And the bearer scheme, so that Swagger UI shows no Authorize button with nothing to authorize.
+  Reflect.deleteProperty(doc.components, 'securitySchemes')
+  t.same(live, doc)
 })

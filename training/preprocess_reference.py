@@ -1139,13 +1139,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--height", type=int, help="model input height")
     p.add_argument("--width", type=int, help="model input width")
     p.add_argument("--channels", type=int, choices=(1, 3), help="model input channels")
-    p.add_argument("--mean", type=float, nargs="+", help="one value per channel")
-    p.add_argument("--std", type=float, nargs="+", help="one value per channel")
+    # Both spellings of a list: "--mean 0.1 0.5 0.9" (argparse's) and "--mean 0.1,0.5,0.9"
+    # (`npm run models -- add`'s), so one command line can be copied between the two.
+    p.add_argument("--mean", nargs="+", metavar="M", help="one value per channel: M M M or M,M,M")
+    p.add_argument("--std", nargs="+", metavar="S", help="one value per channel: S S S or S,S,S")
     p.add_argument("--fit", default="fill", choices=FITS)
     p.add_argument("--colour", choices=("grey", "rgb"), help="default: grey for 1 channel, rgb for 3")
     p.add_argument("--out", help="write the tensor (C, H, W) as .npy; default: print a summary")
     p.add_argument("--batch", help=argparse.SUPPRESS)  # JSON job list, for test/preprocess/reference-parity.test.ts
     return p
+
+
+def _numbers(parser: argparse.ArgumentParser, flag: str, tokens: Sequence[str]) -> tuple[float, ...]:
+    """--mean/--std as given: space-separated tokens, each of which may hold a comma list."""
+    parts = [part.strip() for token in tokens for part in token.split(",")]
+    try:
+        if "" in parts:
+            raise ValueError
+        return tuple(float(part) for part in parts)
+    except ValueError:
+        parser.error(f"--{flag} {' '.join(tokens)}: expected numbers, separated by spaces or commas")
+        raise  # parser.error exits; this keeps type checkers from seeing a fall-through
 
 
 def _run_batch(path: str) -> int:
@@ -1172,7 +1186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         parser.error("missing " + ", ".join(("--" if m != "image" else "") + m for m in missing))
     try:
-        spec = Spec(args.height, args.width, args.channels, tuple(args.mean), tuple(args.std), args.fit, args.colour or "")
+        spec = Spec(args.height, args.width, args.channels, _numbers(parser, "mean", args.mean),
+                    _numbers(parser, "std", args.std), args.fit, args.colour or "")
     except ValueError as err:
         parser.error(str(err))
     try:

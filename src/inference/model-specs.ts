@@ -7,12 +7,26 @@ import { scoreOutputsOf } from '../registry/manifest-schema.js'
 import type { WorkerModelSpec } from './protocol.js'
 
 export interface SpecOptions {
-  /** Overrides every model's manifest batching (MAX_BATCH_SIZE): warm-up runs that size. */
+  /** A ceiling on every model's manifest batching (MAX_BATCH_SIZE): warm-up runs the result. */
   maxBatchSize?: number | undefined
 }
 
+/**
+ * The largest batch a model runs: its manifest's batching.maxBatchSize, lowered to
+ * MAX_BATCH_SIZE where that is set and smaller. Never raised: the manifest's number is the
+ * model's own limit (a graph with a fixed batch of 1 is added with --max-batch-size 1), so a
+ * global setting must not make a model unservable.
+ */
 export function maxBatchSizeOf (m: LoadedEntry, options: SpecOptions): number {
-  return options.maxBatchSize ?? m.batching.maxBatchSize
+  return Math.min(options.maxBatchSize ?? Infinity, m.batching.maxBatchSize)
+}
+
+/** Where maxBatchSizeOf's number came from, in the words of an error message. */
+export function maxBatchSizeSource (m: LoadedEntry, options: SpecOptions): string {
+  const own = m.batching.maxBatchSize
+  return options.maxBatchSize !== undefined && options.maxBatchSize < own
+    ? `MAX_BATCH_SIZE=${options.maxBatchSize} (the environment; the manifest's batching.maxBatchSize is ${own})`
+    : `the manifest's batching.maxBatchSize${options.maxBatchSize !== undefined ? ` (MAX_BATCH_SIZE=${options.maxBatchSize} is not lower)` : ''}`
 }
 
 export function sessionKey (m: LoadedEntry, options: SpecOptions): string {
@@ -30,6 +44,7 @@ export function modelSpec (manifest: LoadedManifest<LoadedEntry>, m: LoadedEntry
     outputName: m.output.name,
     sampleShape: [m.input.channels, m.input.height, m.input.width],
     warmupBatchSizes: [...new Set([1, maxBatchSizeOf(m, options)])],
+    maxBatchSizeFrom: maxBatchSizeSource(m, options),
     scoreOutputs: scoreOutputsOf(m.output).map((s) => s.name),
     labels: m.labels.length,
     where: `${manifest.file}: models[${m.index}] (model "${m.name}")`

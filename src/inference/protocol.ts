@@ -17,6 +17,8 @@ export interface WorkerModelSpec {
   sampleShape: [number, number, number]
   /** Batch sizes to run once when loaded, so the first real requests pay no warm-up cost. */
   warmupBatchSizes: number[]
+  /** Where the largest of them came from (model-specs.ts maxBatchSizeSource), for the graph check's message. */
+  maxBatchSizeFrom?: string
   /** Graph outputs holding one score per image (output.scores), returned with the logits. */
   scoreOutputs: string[]
   /** How many labels the manifest lists: the output width the graph must have. */

@@ -94,7 +94,8 @@ async function loadOne (spec: WorkerModelSpec, warnings: string[]): Promise<{ se
     sampleShape: spec.sampleShape,
     labels: spec.labels,
     scoreOutputs: spec.scoreOutputs,
-    maxBatchSize: Math.max(...spec.warmupBatchSizes)
+    maxBatchSize: Math.max(...spec.warmupBatchSizes),
+    ...(spec.maxBatchSizeFrom !== undefined ? { maxBatchSizeFrom: spec.maxBatchSizeFrom } : {})
   })
   try {
     if (problems.length > 0) throw new LoadError({ message: manifestMessage(spec, problems), provider, providerFailed: false, manifest: true })

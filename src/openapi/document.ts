@@ -61,6 +61,12 @@ const metricsResponse: OpenAPIV3.ResponseObject = {
 }
 
 export function patchDocument (doc: OpenAPIV3.Document): OpenAPIV3.Document {
+  // @fastify/swagger marks every body it has a schema for as required; the index takes none.
+  const index = doc.paths['/v2/repository/index']?.post?.requestBody as OpenAPIV3.RequestBodyObject | undefined
+  if (index !== undefined) {
+    index.required = false
+    index.description = 'Optional: no body, an empty one, `{}` or `{"ready": false}` lists every model; `{"ready": true}` only those ready to serve.'
+  }
   for (const path of ['/classify', '/models/{name}/classify']) {
     const op = doc.paths[path]?.post
     if (op !== undefined) op.requestBody = classifyRequestBody

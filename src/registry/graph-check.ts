@@ -27,8 +27,10 @@ export interface GraphExpectation {
   labels: number
   /** Outputs that must hold one float32 score per image (output.scores). */
   scoreOutputs?: readonly string[]
-  /** The largest batch the service will run (manifest batching, or MAX_BATCH_SIZE). */
+  /** The largest batch the service will run (manifest batching, or MAX_BATCH_SIZE below it). */
   maxBatchSize: number
+  /** Where that number came from, for the message (default: the manifest's batching.maxBatchSize). */
+  maxBatchSizeFrom?: string
 }
 
 const fmt = (shape: ReadonlyArray<number | string> | undefined): string =>
@@ -63,7 +65,8 @@ export function graphMismatches (graph: GraphInfo, want: GraphExpectation): stri
       } else {
         const batch = shape[0]
         if (isFixed(batch) && !(batch === 1 && want.maxBatchSize === 1)) {
-          problems.push(`batching.maxBatchSize: the manifest allows batches of up to ${want.maxBatchSize}; the graph's batch axis is fixed at ${batch} (export with a dynamic batch axis)`)
+          const from = want.maxBatchSizeFrom ?? 'the manifest\'s batching.maxBatchSize'
+          problems.push(`batching.maxBatchSize: batches of up to ${want.maxBatchSize}, from ${from}; the graph's batch axis is fixed at ${batch} (export with a dynamic batch axis${batch === 1 ? ', or set batching.maxBatchSize to 1: models add --max-batch-size 1' : ''})`)
         }
         const fields = ['channels', 'height', 'width'] as const
         fields.forEach((field, k) => {

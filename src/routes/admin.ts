@@ -1,13 +1,14 @@
 // Admin routes: reload the manifest (POST /admin/reload) and the Open Inference Protocol's
-// model repository extension as Triton defines it (POST /v2/repository/index,
-// /v2/repository/models/{name}/load and /unload). Registered only when ADMIN_TOKEN is set
+// model repository extension (POST /v2/repository/index, /v2/repository/models/{name}/load
+// and /unload; bodies, states, reasons and persistence in docs/api.md § Model repository).
+// Registered only when ADMIN_TOKEN is set
 // (else they are 404s, like any unknown route); every call needs "Authorization: Bearer
 // <ADMIN_TOKEN>" (401 otherwise). All go through src/repository/repository.ts: validate, load,
 // then swap; a failure changes nothing and says why.
 import type { FastifyInstance } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { BadRequestError, UnauthorizedError } from '../errors.js'
+import { BadRequestError, UnauthorizedError, UnsupportedMediaTypeError } from '../errors.js'
 import { bearerMatches } from '../http/bearer.js'
 import { ErrorSchema, ModelParamsSchema, OipErrorSchema } from './schemas.js'
 
@@ -36,14 +37,19 @@ const IndexRequestSchema = z.object({
   ready: z.boolean().optional().describe('true: list only the models ready to serve')
 }).strict().nullish()
 
+// Each route lists the statuses it can answer, no more: model-control.ts throws 404 only for a
+// named model, 409 only on unloading the default model, and the index 422s when the manifest
+// file cannot be read.
 const unauthorized = { 401: ErrorSchema.describe('No or wrong bearer token') }
-const oipErrors = {
-  400: OipErrorSchema.describe('The request itself is wrong'),
+const notJson = 'A body that is neither empty nor application/json'
+const oip = {
+  400: OipErrorSchema.describe('The body is not valid JSON, or not what the route takes'),
   401: OipErrorSchema.describe('No or wrong bearer token'),
-  404: OipErrorSchema.describe('Unknown model'),
-  414: OipErrorSchema.describe('A model name longer than 200 characters'),
-  409: OipErrorSchema.describe('Unloading the default model'),
-  422: OipErrorSchema.describe('The manifest file or the model cannot be loaded; nothing changed')
+  415: OipErrorSchema.describe(notJson)
+}
+const named = {
+  404: OipErrorSchema.describe('No model of that name in the manifest file (load) or served (unload)'),
+  414: OipErrorSchema.describe('A model name longer than 200 characters')
 }
 
 export default async function adminRoutes (app: FastifyInstance, opts: AdminRouteOptions): Promise<void> {
@@ -55,6 +61,13 @@ export default async function adminRoutes (app: FastifyInstance, opts: AdminRout
     } catch (err) {
       done(new BadRequestError(`the body is not valid JSON: ${(err as Error).message}`), undefined)
     }
+  })
+  // Any other content type: no body is no body (`curl -X POST -d ''` sends a form type and
+  // Python's urllib `data=b""` too), so the routes answer as to a bare POST; a body that is
+  // really there is refused with what these routes take, not the image routes' advice.
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 64 * 1024 }, (req, body, done) => {
+    if ((body as Buffer).length === 0) { done(null, undefined); return }
+    done(new UnsupportedMediaTypeError(`Content-Type ${req.headers['content-type'] ?? '(none)'} is not accepted here: send no body, or application/json`), undefined)
   })
   app.addHook('onRequest', async (req, reply) => {
     if (!bearerMatches(req.headers.authorization, opts.token)) {
@@ -70,7 +83,7 @@ export default async function adminRoutes (app: FastifyInstance, opts: AdminRout
       description: 'Requests in flight finish on the models they started with. A failed reload changes nothing (422, the reason names the field). Same as SIGHUP.',
       tags: ['admin'],
       security: [{ bearer: [] }],
-      response: { 200: ReloadSchema, ...unauthorized, 422: ErrorSchema.describe('The manifest or a model cannot be loaded; nothing changed') }
+      response: { 200: ReloadSchema, 400: ErrorSchema.describe('The body is not valid JSON'), ...unauthorized, 415: ErrorSchema.describe(notJson), 422: ErrorSchema.describe('The manifest or a model cannot be loaded; nothing changed') }
     }
   }, async () => await app.repository.reload())
 
@@ -80,7 +93,7 @@ export default async function adminRoutes (app: FastifyInstance, opts: AdminRout
       tags: ['model repository'],
       security: [{ bearer: [] }],
       body: IndexRequestSchema,
-      response: { 200: IndexSchema, ...oipErrors }
+      response: { 200: IndexSchema, ...oip, 422: OipErrorSchema.describe('The manifest file cannot be read or is invalid') }
     }
   }, async (req) => {
     const entries = await app.repository.index()
@@ -93,7 +106,7 @@ export default async function adminRoutes (app: FastifyInstance, opts: AdminRout
       tags: ['model repository'],
       security: [{ bearer: [] }],
       params: ModelParamsSchema,
-      response: { 200: z.object({}).describe('Loaded and serving'), ...oipErrors }
+      response: { 200: z.object({}).describe('Loaded and serving'), ...oip, ...named, 422: OipErrorSchema.describe('The manifest file is invalid, the entry is not calibrated, or the model cannot be loaded; nothing changed') }
     }
   }, async (req) => {
     await app.repository.load(req.params.name)
@@ -106,7 +119,13 @@ export default async function adminRoutes (app: FastifyInstance, opts: AdminRout
       tags: ['model repository'],
       security: [{ bearer: [] }],
       params: ModelParamsSchema,
-      response: { 200: z.object({}).describe('No longer served; its requests in flight finish'), ...oipErrors }
+      response: {
+        200: z.object({}).describe('No longer served; its requests in flight finish'),
+        ...oip,
+        ...named,
+        409: OipErrorSchema.describe('The model is the default model'),
+        422: OipErrorSchema.describe('The change could not be applied; nothing changed')
+      }
     }
   }, async (req) => {
     await app.repository.unload(req.params.name)

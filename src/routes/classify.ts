@@ -10,7 +10,7 @@ import { preprocess, type PreprocessLimits } from '../preprocess/preprocess.js'
 import type { LoadedModel } from '../registry/load-manifest.js'
 import { observeClassified } from '../plugins/metrics.js'
 import { readImages, type BodyLimits } from './read-images.js'
-import { ClassifyQuerySchema, ClassifyResponseSchema, ErrorSchema, ModelParamsSchema, type ClassifyResultSchema } from './schemas.js'
+import { ClassifyQuerySchema, ClassifyResponseSchema, ErrorSchema, ModelParamsSchema, TOPK_RULE, type ClassifyResultSchema } from './schemas.js'
 import type { Generation } from '../inference/generation.js'
 
 type ClassifyResult = z.infer<typeof ClassifyResultSchema>
@@ -21,6 +21,9 @@ export interface ClassifyRouteOptions {
   requestTimeoutMs: number
   body: BodyLimits
 }
+
+/** topK when the query leaves it out, for a model with at least this many classes (else all of them). */
+const DEFAULT_TOP_K = 3
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000
 
@@ -47,7 +50,7 @@ export default async function classifyRoutes (app: FastifyInstance, opts: Classi
       input = tensor
       return tensor
     }, opts.requestTimeoutMs)
-    const decision = decide(model, run.logits, query.topK, graphScoresOf(model.output, run.scores))
+    const decision = decide(model, run.logits, query.topK ?? DEFAULT_TOP_K, graphScoresOf(model.output, run.scores))
     observeClassified(metrics, model.name, run.queueMs, decision.ood)
     return {
       model: model.name,
@@ -73,9 +76,11 @@ export default async function classifyRoutes (app: FastifyInstance, opts: Classi
       const name = modelName ?? generation.manifest.defaultModel
       const model = generation.model(name)
       if (model === undefined) throw new ModelNotFoundError(name)
-      if (query.topK > model.labels.length) {
-        throw new BadRequestError(`invalid querystring: topK: must be at most ${model.labels.length}, the number of classes of "${model.name}"`)
+      const classes = model.labels.length
+      if (query.topK !== undefined && query.topK > classes) {
+        throw new BadRequestError(`invalid querystring: topK: must be at most ${classes}, the number of classes of "${model.name}" (${TOPK_RULE.replace(/^must be /, '')})`)
       }
+      query = { ...query, topK: query.topK ?? Math.min(DEFAULT_TOP_K, classes) }
       const { images, multipart } = await readImages(req, opts.body)
       const results = await Promise.all(images.map(async (img) => await classifyOne(generation, model, img.data, img.what, query, startedAt)))
       return multipart ? results : results[0] as ClassifyResult

@@ -18,13 +18,17 @@ export const OipErrorSchema = z.object({
   error: z.string().describe('What was wrong, for a human')
 }).meta({ id: 'OipError' })
 
+/** What topK may be, in every message that refuses one. */
+export const TOPK_RULE = 'must be a whole number in decimal digits (like 3), from 1 to the number of classes of the model (1000 at most)'
+
 export const ClassifyQuerySchema = z.object({
+  // No default here: the default depends on the model (routes/classify.ts topKFor).
   topK: z.string()
-    .regex(/^(1000|[1-9][0-9]{0,2})$/, 'must be a whole number from 1 to 1000, in decimal digits (like 3)')
+    .regex(/^(1000|[1-9][0-9]{0,2})$/, TOPK_RULE)
     .transform(Number)
     .pipe(z.number().int().min(1).max(1000))
-    .default(3)
-    .describe('How many classes to list in topK: a whole number from 1 to 1000, in decimal digits, at most the number of labels (default 3)'),
+    .optional()
+    .describe('How many classes to list in topK: a whole number in decimal digits, from 1 to the number of classes of the model (1000 at most). Default 3, or every class of a model with fewer'),
   include: z.string()
     .regex(/^(logits|input)(,(logits|input))*$/, 'a comma-separated list of: logits, input')
     .transform((v) => [...new Set(v.split(','))])

@@ -141,3 +141,29 @@ t.test('the model repository: index, unload, load; the default model stays', asy
   t.match(uncalibrated.json().error, /not calibrated/)
   t.equal((await classify(app, `/models/${other}/classify`)).model, other, 'a failed load changes nothing')
 })
+
+t.test('a bodyless POST is accepted whatever its content type (curl -d \'\', urllib data=b""); a real non-JSON body is a 415 that says what these routes take', async (t) => {
+  const { app } = await setup(t)
+  const def = (await app.inject('/models')).json().default
+  const other = (await app.inject('/models')).json().models.map((m: any) => m.name).find((n: string) => n !== def)
+  const routes = ['/admin/reload', '/v2/repository/index', `/v2/repository/models/${other}/unload`, `/v2/repository/models/${other}/load`]
+  const types = ['application/x-www-form-urlencoded', 'text/plain', 'application/octet-stream', 'multipart/form-data; boundary=x', 'application/json']
+  for (const type of types) {
+    for (const url of routes) {
+      const res = await app.inject({ method: 'POST', url, headers: { ...auth, 'content-type': type, 'content-length': '0' }, payload: '' })
+      t.equal(res.statusCode, 200, `${url} with ${type} and no body: ${res.body}`)
+    }
+  }
+  const form = await app.inject({ method: 'POST', url: '/admin/reload', headers: { ...auth, 'content-type': 'application/x-www-form-urlencoded' }, payload: 'a=b' })
+  t.equal(form.statusCode, 415)
+  t.equal(form.json().error.code, 'ISOMAX_UNSUPPORTED_MEDIA_TYPE')
+  t.match(form.json().error.message, /no body, or application\/json/)
+  t.notMatch(form.json().error.message, /image/, 'no image-upload advice on an admin route')
+  const oip = await app.inject({ method: 'POST', url: '/v2/repository/index', headers: { ...auth, 'content-type': 'text/plain' }, payload: 'ready' })
+  t.equal(oip.statusCode, 415)
+  t.match(oip.json().error, /no body, or application\/json/)
+  // /classify keeps its 415 for a body that is not an image or a form.
+  const classify = await app.inject({ method: 'POST', url: '/classify', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'a=b' })
+  t.equal(classify.statusCode, 415)
+  t.match(classify.json().error.message, /image/)
+})

@@ -1,9 +1,10 @@
 import sharp from 'sharp'
 import t from 'tap'
 import { loadManifest } from '../../src/registry/load-manifest.js'
-import { build } from '../helpers/build.js'
+import { build, buildOver, simpleLogits } from '../helpers/build.js'
 import { MANIFEST } from '../helpers/data.js'
 import { bombPng, fixturePng, golden } from '../helpers/images.js'
+import { copyModels, editManifest } from '../helpers/manifest-copy.js'
 import { multipart } from '../helpers/multipart.js'
 
 const app = await build(t, { MAX_UPLOAD_BYTES: String(2 * 1024 * 1024) })
@@ -153,4 +154,26 @@ t.test('include=logits adds the raw output row: what ONNX Runtime gives for the 
   const bad = await post('/classify?include=tensor', fixturePng(3), 'image/png')
   t.equal(bad.statusCode, 400)
   t.match(bad.json().error.message, /include: a comma-separated list of: logits/)
+})
+
+t.test('topK: default 3, or every class of a model with fewer; above the class count, one rule in both refusals', async (t) => {
+  const file = copyModels()
+  editManifest(file, (m) => {
+    const e = m.models.find((x: { name: string }) => x.name === 'fashion-mnist-softmax')
+    e.labels = ['top', 'bottom']
+  })
+  const { app: two } = await buildOver(t, {
+    env: { MODELS_MANIFEST: file },
+    logits: (model, tensor) => model === 'fashion-mnist-softmax' ? [(tensor[0] ?? 0) > 0 ? 1 : -1, 0] : simpleLogits(model, tensor)
+  })
+  const classify = async (url: string): Promise<any> => await two.inject({ method: 'POST', url, payload: fixturePng(0), headers: { 'content-type': 'image/png' } })
+  const res = await classify('/models/fashion-mnist-softmax/classify')
+  t.equal(res.statusCode, 200, `a 2-class model without topK: ${res.body}`)
+  t.equal(res.json().topK.length, 2, 'both classes listed')
+  t.equal((await classify('/classify')).json().topK.length, 3, 'a 10-class model: 3')
+  const over = (await classify('/models/fashion-mnist-softmax/classify?topK=3')).json().error
+  t.equal(over.code, 'ISOMAX_BAD_REQUEST')
+  t.equal(over.message, 'invalid querystring: topK: must be at most 2, the number of classes of "fashion-mnist-softmax" (a whole number in decimal digits (like 3), from 1 to the number of classes of the model (1000 at most))')
+  const huge = (await classify('/classify?topK=1001')).json().error
+  t.match(huge.message, /topK: must be a whole number in decimal digits \(like 3\), from 1 to the number of classes of the model \(1000 at most\)/)
 })

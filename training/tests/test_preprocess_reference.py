@@ -248,7 +248,26 @@ def test_cli_prints_a_summary_without_out(tmp_path):
     assert r.returncode == 0 and "tensor float32 (3, 8, 8)" in r.stdout
 
 
+@pytest.mark.parametrize("mean,std", [
+    (["0.1", "0.5", "0.9"], ["0.2", "0.3", "0.4"]),      # argparse's form
+    (["0.1,0.5,0.9"], ["0.2,0.3,0.4"]),                  # `npm run models -- add`'s form
+    (["0.1, 0.5,0.9"], ["0.2", "0.3,0.4"]),              # spaces after commas, and a mix
+])
+def test_cli_mean_and_std_as_a_space_or_comma_list(tmp_path, mean, std):
+    img = tmp_path / "img.png"
+    img.write_bytes(png((np.arange(8 * 8 * 3, dtype=np.uint16).reshape(8, 8, 3) * 5 % 256).astype(np.uint8)))
+    out = tmp_path / "x.npy"
+    r = run(str(img), "--height", "8", "--width", "8", "--channels", "3", "--mean", *mean, "--std", *std, "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    spec = {"height": 8, "width": 8, "channels": 3, "mean": [0.1, 0.5, 0.9], "std": [0.2, 0.3, 0.4]}
+    assert np.array_equal(np.load(out), pr.preprocess(img, spec))
+
+
 @pytest.mark.parametrize("args,message", [
+    (["x.png", "--height", "1", "--width", "1", "--channels", "3", "--mean", "0.1,,0.2", "--std", "1"],
+     "--mean 0.1,,0.2: expected numbers, separated by spaces or commas"),
+    (["x.png", "--height", "1", "--width", "1", "--channels", "1", "--mean", "0", "--std", "one"],
+     "--std one: expected numbers"),
     ([], "missing image, --height, --width, --channels, --mean, --std"),
     (["x.png", "--height", "28", "--width", "28", "--channels", "1", "--mean", "0.5", "0.5", "--std", "1"],
      "mean and std need one value per channel"),

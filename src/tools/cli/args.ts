@@ -43,6 +43,27 @@ export function parse<T extends NonNullable<ParseArgsConfig['options']>> (argv: 
   }
 }
 
+const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?,?$/i
+
+/**
+ * `--mean 0.1 0.5 0.9` (the Python tools' form) as `--mean=0.1,0.5,0.9` (the form parseArgs
+ * takes): the numbers after one of `flags` are joined. Written with "=", so a negative first
+ * value (`--mean -0.5`) is not mistaken for an option.
+ */
+export function joinNumberLists (argv: readonly string[], flags: readonly string[]): string[] {
+  const out: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i]!
+    if (token === '--') { out.push(...argv.slice(i)); break }
+    const flag = flags.find((f) => token === `--${f}`)
+    if (flag === undefined) { out.push(token); continue }
+    const values: string[] = []
+    while (i + 1 < argv.length && NUMBER.test(argv[i + 1]!.trim())) values.push(argv[++i]!.trim().replace(/,$/, ''))
+    out.push(values.length > 0 ? `--${flag}=${values.join(',')}` : token)
+  }
+  return out
+}
+
 export function requireOption<T> (value: T | undefined, name: string, usage: string): T {
   if (value === undefined || (Array.isArray(value) && value.length === 0)) throw new UsageError(`missing --${name}\n${synopsis(usage)}`)
   return value

@@ -15,7 +15,7 @@ import { loadManifest } from '../../registry/load-manifest.js'
 import { updateCalibration } from '../../registry/update-manifest.js'
 import { parse, parseScore, parseTpr, requireModel, requireOption, requireScoreFits, UsageError } from './args.js'
 import { runCli } from './main.js'
-import { runDataset, scoresOf, startEngine, warnSkipped } from './run-dataset.js'
+import { runDataset, scoresOf, startEngine, warnSkipped, warnUnmatched } from './run-dataset.js'
 import { PACKAGE_VERSION } from '../../version.js'
 
 const USAGE = `usage: npm run calibrate -- --model NAME --data PATH [options]
@@ -83,6 +83,7 @@ export async function calibrate (argv: string[], env: NodeJS.ProcessEnv = proces
     await engine.close(new Error('calibration finished'))
   }
   warnSkipped(run, dataSpec)
+  warnUnmatched(run, dataSpec)
   const out = run.outputs.get(model.name)!
   const { logits, labels } = out
   const n = logits.length

@@ -16,7 +16,7 @@ import { loadManifest, type LoadedModel } from '../../registry/load-manifest.js'
 import { parse, parseScore, requireModel, requireOption, requireScoreFits, synopsis, UsageError } from './args.js'
 import { runCli } from './main.js'
 import { columnKey, markdownReport, textReport, type Column, type Report } from './report.js'
-import { runDataset, scoresOf, startEngine, warnSkipped } from './run-dataset.js'
+import { runDataset, scoresOf, startEngine, warnSkipped, warnUnmatched } from './run-dataset.js'
 
 const USAGE = `usage: npm run evaluate -- --model NAME[:SCORE] [--model ...] --id PATH --ood LABEL=PATH [--ood ...] [options]
 
@@ -88,6 +88,7 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
   try {
     const idRun = await runDataset(engine, models, idSet, 'ID  ' + idSpec, config)
     warnSkipped(idRun, idSpec)
+    warnUnmatched(idRun, idSpec)
     if (idRun.outputs.get(models[0]!.name)!.logits.length === 0) throw new UsageError(`${idSpec}: none of its images could be read`)
     const columnScores = (run: typeof idRun, c: Column): number[] => scoresOf(run.outputs.get(c.model)!, c.score as ScoreKind)
     const idScores = new Map(columns.map((c) => [columnKey(c), columnScores(idRun, c)]))
@@ -97,6 +98,7 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
       positiveClass: 'in-distribution',
       inDistribution: { spec: idSpec, description: idSet.description, n: idRun.outputs.get(models[0]!.name)!.logits.length, skipped: idRun.skipped.count },
       accuracy: {},
+      labelled: {},
       columns,
       oodSets: [],
       results: {},
@@ -110,6 +112,7 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
       report.accuracy[m.name] = known.length === 0
         ? null
         : known.filter(({ l, i }) => argmax(out.logits[i]!) === l).length / known.length
+      report.labelled[m.name] = { n: known.length, unmatchedFolders: out.unmatched }
       const own = columns.find((c) => c.model === m.name && c.isManifestScore)
       const manifestScores = own !== undefined ? idScores.get(columnKey(own))! : scoresOf(out, m.ood.score)
       report.idRejectRate[m.name] = rejectRateAsServed(m.ood, out.logits, manifestScores)

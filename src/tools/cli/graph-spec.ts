@@ -57,16 +57,19 @@ export function sampleShape (input: GraphValue, flags: Record<'channels' | 'heig
   return { channels, height, width, fromGraph }
 }
 
-/** --mean / --std: one value for every channel, or one per channel. */
-export function perChannel (text: string | undefined, fallback: number, flag: 'mean' | 'std', channels: number): number[] {
-  if (text === undefined) return new Array<number>(channels).fill(fallback)
-  const values = text.split(',').map((s) => Number(s.trim()))
+/**
+ * --mean / --std (or the metadata file's values, `source` names which): one value for every
+ * channel, or one per channel, separated by commas or spaces.
+ */
+export function perChannel (text: string, flag: 'mean' | 'std', channels: number, source = `--${flag}`): number[] {
+  const parts = text.trim().split(/\s*,\s*|\s+/)
+  const values = parts.map((s) => s === '' ? NaN : Number(s))
   if (values.some((v) => !Number.isFinite(v) || (flag === 'std' && v <= 0))) {
-    throw new UsageError(`--${flag} ${text}: expected ${flag === 'std' ? 'positive ' : ''}numbers separated by commas`)
+    throw new UsageError(`${source} ${text}: expected ${flag === 'std' ? 'positive ' : ''}numbers separated by commas or spaces`)
   }
   if (values.length === 1) return new Array<number>(channels).fill(values[0]!)
   if (values.length !== channels) {
-    throw new UsageError(`--${flag} ${text}: ${values.length} values for ${channels} channel${channels === 1 ? '' : 's'}; give 1${channels > 1 ? ` or ${channels}` : ''}`)
+    throw new UsageError(`${source} ${text}: ${values.length} values for ${channels} channel${channels === 1 ? '' : 's'}; give 1${channels > 1 ? ` or ${channels}` : ''}`)
   }
   return values
 }

@@ -1,7 +1,20 @@
-// `--labels` of `npm run models -- add`: a file (one label per line, or a JSON array of
-// strings) or a comma-separated list on the command line.
+// `--labels` of `npm run models -- add`: a file (one label per line; a JSON array of strings;
+// or a JSON object with a "labels" array, as a training run's metadata file has it) or a
+// comma-separated list on the command line.
 import { readFileSync, statSync } from 'node:fs'
 import { UsageError } from './args.js'
+
+/** The labels of a parsed JSON file: an array of strings, or an object's "labels" array. */
+export function labelsOfJson (parsed: unknown, where: string): string[] {
+  const list = Array.isArray(parsed) ? parsed : (parsed as { labels?: unknown } | null)?.labels
+  if (list === undefined && parsed !== null && typeof parsed === 'object') {
+    throw new UsageError(`${where}: a JSON object without a "labels" array (its keys: ${Object.keys(parsed).join(', ') || 'none'})`)
+  }
+  if (!Array.isArray(list) || !list.every((l) => typeof l === 'string')) {
+    throw new UsageError(`${where}: expected a JSON array of strings, or an object whose "labels" is one`)
+  }
+  return list.map((l: string) => l.trim())
+}
 
 function fromFile (file: string): string[] {
   let text: string
@@ -10,18 +23,31 @@ function fromFile (file: string): string[] {
   } catch (err) {
     throw new UsageError(`--labels ${file}: cannot read it (${(err as Error).message})`)
   }
-  if (text.trimStart().startsWith('[')) {
+  const first = text.trimStart()[0]
+  if (first === '[' || first === '{') {
     let parsed: unknown
     try {
       parsed = JSON.parse(text)
     } catch (err) {
-      throw new UsageError(`--labels ${file}: starts with "[" but is not a JSON array (${(err as Error).message})`)
+      throw new UsageError(`--labels ${file}: starts with "${first}" but is not valid JSON (${(err as Error).message})`)
     }
-    if (!Array.isArray(parsed) || !parsed.every((l) => typeof l === 'string')) throw new UsageError(`--labels ${file}: expected a JSON array of strings`)
-    return parsed.map((l: string) => l.trim())
+    return labelsOfJson(parsed, `--labels ${file}`)
   }
   // Blank lines (a trailing newline, CRLF endings) are not labels.
   return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0)
+}
+
+/** The checks every label list passes, wherever it came from. */
+export function checkLabels (labels: string[], where: string): string[] {
+  if (labels.some((l) => l.length === 0)) throw new UsageError(`${where}: a label is empty`)
+  if (labels.length < 2) throw new UsageError(`${where}: ${labels.length} label; a classifier needs at least 2`)
+  const seen = new Set<string>()
+  for (const l of labels) {
+    // A duplicate makes a class folder ambiguous for calibrate and evaluate.
+    if (seen.has(l)) throw new UsageError(`${where}: "${l}" appears twice`)
+    seen.add(l)
+  }
+  return labels
 }
 
 export function readLabels (spec: string): string[] {
@@ -35,15 +61,7 @@ export function readLabels (spec: string): string[] {
   } else if (spec.includes(',')) {
     labels = spec.split(',').map((l) => l.trim())
   } else {
-    throw new UsageError(`--labels ${spec}: no such file; give a file (one label per line, or a JSON array) or a comma-separated list`)
+    throw new UsageError(`--labels ${spec}: no such file; give a file (one label per line, a JSON array, or a JSON object with "labels") or a comma-separated list`)
   }
-  if (labels.some((l) => l.length === 0)) throw new UsageError(`--labels ${spec}: a label is empty`)
-  if (labels.length < 2) throw new UsageError(`--labels ${spec}: ${labels.length} label; a classifier needs at least 2`)
-  const seen = new Set<string>()
-  for (const l of labels) {
-    // A duplicate makes a class folder ambiguous for calibrate and evaluate.
-    if (seen.has(l)) throw new UsageError(`--labels ${spec}: "${l}" appears twice`)
-    seen.add(l)
-  }
-  return labels
+  return checkLabels(labels, `--labels ${spec}`)
 }

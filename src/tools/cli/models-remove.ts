@@ -1,8 +1,11 @@
 // npm run models -- remove: one entry out of the manifest (atomically, validated first), then
-// its model folder off the disk unless --keep-file. The manifest must still name a default
-// and hold a model afterwards, so removing the default needs a new one named, and the last
-// model cannot be removed.
-import { rm } from 'node:fs/promises'
+// the files the tools wrote for it off the disk unless --keep-file: its ONNX file and, in the
+// folder of its own that `models add` made, the model card and parity fixture the training
+// side writes there. Anything else in that folder is the user's and stays (and so does the
+// folder); the report says what was kept. The manifest must still name a default and hold a
+// model afterwards, so removing the default needs a new one named, and the last model cannot
+// be removed.
+import { readdir, rm, rmdir } from 'node:fs/promises'
 import path from 'node:path'
 import { loadConfig } from '../../config.js'
 import { parse, requireOption, UsageError } from './args.js'
@@ -10,21 +13,27 @@ import { requireManifestFile, writeManifestFile } from './manifest-file.js'
 
 export const REMOVE_USAGE = `usage: npm run models -- remove --name NAME [--default OTHER] [--keep-file] [--manifest FILE]
 
-Removes a model's entry from the manifest, then deletes its model folder (<manifest
-folder>/NAME/, where "models add" put it) unless --keep-file.
+Removes a model's entry from the manifest, then, unless --keep-file, deletes its ONNX file
+and what the tools write beside it in <manifest folder>/NAME/ (the model card README.md and
+parity.json); other files there are kept, and the folder goes only if it is then empty.
 
   --name NAME       the model to remove
   --default OTHER   the new default model; needed when NAME is the default
-  --keep-file       leave the ONNX file and its folder on disk
+  --keep-file       leave the ONNX file and its folder as they are
   --manifest FILE   default: $MODELS_MANIFEST, else models/manifest.json
   -h, --help        print this help`
 
 export interface RemoveResult {
   manifestFile: string
   defaultModel: string
-  /** What was deleted from disk: the model folder, the ONNX file alone, or nothing. */
-  deleted: string | undefined
+  /** Every file or folder deleted from disk (a folder ends in the path separator). */
+  deleted: string[]
+  /** Files left in the model's folder because no tool of this project wrote them. */
+  kept: string[]
 }
+
+/** What `models add` (model.onnx, its staging copies) and training/publish.py (the card, the parity fixture) write into a model folder. */
+const TOOL_FILES = [/^model\.onnx$/, /^README\.md$/, /^parity\.json$/, /^\.model\.onnx\..*(\.tmp|staged)$/]
 
 export async function removeModel (argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<RemoveResult> {
   const args = parse(argv, {
@@ -52,7 +61,8 @@ export async function removeModel (argv: string[], env: NodeJS.ProcessEnv = proc
   const defaultModel = args.default ?? raw.default
   await writeManifestFile(file, { ...raw, default: defaultModel, models: raw.models.filter((m) => m !== entry) })
 
-  let deleted: string | undefined
+  const deleted: string[] = []
+  const kept: string[] = []
   if (args['keep-file'] !== true) {
     const dir = path.dirname(file)
     const onnx = path.resolve(dir, entry.path)
@@ -61,18 +71,30 @@ export async function removeModel (argv: string[], env: NodeJS.ProcessEnv = proc
     const stillUsed = raw.models.filter((m) => m !== entry).map((m) => path.resolve(dir, m.path))
     if (path.dirname(folder) === dir && !stillUsed.some((p) => inside(p, folder))) {
       // The layout `models add` makes: <manifest folder>/NAME/model.onnx, a folder of its own.
-      await rm(folder, { recursive: true, force: true })
-      deleted = folder + path.sep
+      for (const f of (await readdir(folder, { withFileTypes: true })).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) {
+        const full = path.join(folder, f.name)
+        if (f.isFile() && (full === onnx || TOOL_FILES.some((re) => re.test(f.name)))) {
+          await rm(full, { force: true })
+          deleted.push(full)
+        } else {
+          kept.push(full + (f.isDirectory() ? path.sep : ''))
+        }
+      }
+      if (kept.length === 0) {
+        await rmdir(folder)
+        deleted.push(folder + path.sep)
+      }
     } else if (!stillUsed.includes(onnx)) {
       await rm(onnx, { force: true })
-      deleted = onnx
+      deleted.push(onnx)
     }
   }
   process.stdout.write([
     `removed          ${name} from ${file}`,
     `default          ${defaultModel}${defaultModel !== raw.default ? ` (was ${raw.default})` : ''}`,
-    `deleted          ${deleted ?? (args['keep-file'] === true ? 'nothing (--keep-file)' : 'nothing (another model uses the file)')}`,
+    `deleted          ${deleted.length > 0 ? deleted.join(', ') : args['keep-file'] === true ? 'nothing (--keep-file)' : 'nothing (another model uses the file)'}`,
+    ...(kept.length > 0 ? [`kept             ${kept.join(', ')} (not written by models add or training; the folder stays)`] : []),
     ''
   ].join('\n'))
-  return { manifestFile: file, defaultModel, deleted }
+  return { manifestFile: file, defaultModel, deleted, kept }
 }

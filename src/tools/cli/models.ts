@@ -14,7 +14,7 @@ const USAGE = `usage: npm run models -- add|list|remove [options]
 
   add      add an ONNX classifier to the manifest (and calibrate it, with --calibrate)
   list     list the manifest's models
-  remove   remove a model from the manifest and delete its folder
+  remove   remove a model from the manifest and delete the files the tools wrote for it
 
 Run "npm run models -- COMMAND --help" for a command's options. Every command takes
 --manifest FILE (default: $MODELS_MANIFEST, else models/manifest.json).

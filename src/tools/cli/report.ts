@@ -18,6 +18,8 @@ export interface Report {
   positiveClass: string
   inDistribution: { spec: string, description: string, n: number, skipped: number }
   accuracy: Record<string, number | null>
+  /** Per model: the ID images the accuracy is computed on, and the class folders that match none of its labels (→ image count). */
+  labelled: Record<string, { n: number, unmatchedFolders: Record<string, number> }>
   columns: Column[]
   oodSets: Array<{ label: string, spec: string, description: string, n: number, skipped: number }>
   /** results[oodLabel][columnKey] */
@@ -59,7 +61,7 @@ export function markdownReport (r: Report): string {
     '',
     '| model | classification accuracy on the ID set | ID reject rate at the manifest threshold |',
     '|---|---:|---:|',
-    ...Object.keys(r.accuracy).map((m) => `| ${m} | ${r.accuracy[m] === null ? 'no labels' : `${pct(r.accuracy[m])} %`} | ${pct(r.idRejectRate[m])} % |`),
+    ...Object.keys(r.accuracy).map((m) => `| ${m} | ${r.accuracy[m] === null ? 'no labels' : `${pct(r.accuracy[m])} %`}${onWhat(r, m)} | ${pct(r.idRejectRate[m])} % |`),
     ''
   ]
   for (const metric of METRICS) {
@@ -119,13 +121,22 @@ function idSections (r: Report): string[] {
   return parts
 }
 
+/** When the accuracy is on a subset: on how many images, and which class folders matched no label. */
+function onWhat (r: Report, m: string): string {
+  const l = r.labelled[m]
+  if (l === undefined || l.n === r.inDistribution.n) return ''
+  const folders = Object.entries(l.unmatchedFolders)
+  const images = folders.reduce((sum, [, n]) => sum + n, 0)
+  return ` on ${l.n} of ${r.inDistribution.n} images` + (folders.length > 0 ? ` (${images} in ${folders.length} class folder${folders.length === 1 ? '' : 's'} matching no label: ${folders.map(([f]) => `${f}/`).join(', ')})` : '')
+}
+
 export function textReport (r: Report): string {
   const cols = r.columns.map(columnKey)
   const width = Math.max(12, ...cols.map((c) => c.length)) + 2
   const first = Math.max(10, ...r.oodSets.map((s) => s.label.length)) + 2
   const lines = [
     `ID (positive class): ${r.inDistribution.description}, n = ${r.inDistribution.n}`,
-    ...Object.keys(r.accuracy).map((m) => `  ${m}: accuracy ${r.accuracy[m] === null ? 'n/a (no labels)' : `${pct(r.accuracy[m])} %`}, ID reject rate ${pct(r.idRejectRate[m])} %`)
+    ...Object.keys(r.accuracy).map((m) => `  ${m}: accuracy ${r.accuracy[m] === null ? 'n/a (no labels)' : `${pct(r.accuracy[m])} %`}${onWhat(r, m)}, ID reject rate ${pct(r.idRejectRate[m])} %`)
   ]
   for (const metric of METRICS) {
     lines.push('', metric.title, ''.padEnd(first) + cols.map((c) => c.padStart(width)).join(''))

@@ -20,6 +20,8 @@ export interface ModelOutputs {
   graph: Array<GraphScores | undefined>
   /** Class index per image, −1 when the source has no label the model knows. */
   labels: number[]
+  /** Class folders whose name matches none of the model's labels → their readable images (counted as unlabelled). */
+  unmatched: Record<string, number>
 }
 
 /** Each image's `kind` score: from its logits, or the graph's own output. */
@@ -35,6 +37,11 @@ export interface DatasetRun {
   seconds: number
 }
 
+/**
+ * A class folder's name matches a label exactly, else by slug (case and punctuation ignored:
+ * `bag/` is "Bag", `t-shirt-top/` is "T-shirt/top"), else as a class number. Anything else
+ * (`Bags/`) matches nothing, and its images count as unlabelled: warnUnmatched says so.
+ */
 const slug = (s: string): string => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')
 
 function labelIndex (sample: Sample, model: LoadedEntry): number {
@@ -59,7 +66,7 @@ export async function startEngine<M extends LoadedEntry> (manifest: LoadedManife
 export async function runDataset<M extends LoadedEntry> (engine: Engine<M>, models: M[], dataset: Dataset, label: string, config: Config): Promise<DatasetRun> {
   const started = performance.now()
   const hash = createHash('sha256')
-  const outputs = new Map<string, ModelOutputs>(models.map((m) => [m.name, { model: m, logits: [], graph: [], labels: [] }]))
+  const outputs = new Map<string, ModelOutputs>(models.map((m) => [m.name, { model: m, logits: [], graph: [], labels: [], unmatched: {} }]))
   const skipped = { count: 0, names: [] as string[], reasons: [] as string[] }
   const bar = progress(label, dataset.size)
   // Keep the batchers fed without overrunning their bounded queues.
@@ -68,6 +75,7 @@ export async function runDataset<M extends LoadedEntry> (engine: Engine<M>, mode
   const inFlight = new Set<Promise<void>>()
   const results: Array<Array<{ logits: Float32Array, graph: GraphScores | undefined }> | null> = []
   const labelsOf: number[][] = []
+  const folderOf: Array<string | undefined> = []
   let index = 0
 
   async function one (sample: Sample, i: number): Promise<void> {
@@ -87,6 +95,7 @@ export async function runDataset<M extends LoadedEntry> (engine: Engine<M>, mode
       }
       results[i] = row
       labelsOf[i] = models.map((m) => labelIndex(sample, m))
+      folderOf[i] = sample.labelName
     } catch (err) {
       results[i] = null
       skipped.count++
@@ -114,9 +123,22 @@ export async function runDataset<M extends LoadedEntry> (engine: Engine<M>, mode
       out.logits.push(row[j]!.logits)
       out.graph.push(row[j]!.graph)
       out.labels.push(labelsOf[i]![j]!)
+      const folder = folderOf[i]
+      if (folder !== undefined && labelsOf[i]![j] === -1) out.unmatched[folder] = (out.unmatched[folder] ?? 0) + 1
     })
   }
   return { dataset, outputs, skipped, sha256: hash.digest('hex'), seconds: (performance.now() - started) / 1000 }
+}
+
+/** One line per model whose labels some class folders do not match: which folders, how many images. */
+export function warnUnmatched (run: DatasetRun, label: string): void {
+  for (const out of run.outputs.values()) {
+    const folders = Object.entries(out.unmatched)
+    if (folders.length === 0) continue
+    const images = folders.reduce((sum, [, n]) => sum + n, 0)
+    process.stderr.write(`warning: ${label}: ${folders.length} class folder${folders.length === 1 ? '' : 's'} match${folders.length === 1 ? 'es' : ''} no label of "${out.model.name}", so ${images} of ${out.labels.length} images count as unlabelled (left out of accuracy and every per-class figure): ` +
+      `${folders.map(([f, n]) => `${f}/ (${n})`).join(', ')}. A folder matches a label by name, ignoring case and punctuation, or by class number; the labels are ${out.model.labels.join(', ')}\n`)
+  }
 }
 
 export function warnSkipped (run: DatasetRun, label: string): void {

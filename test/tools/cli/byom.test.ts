@@ -76,7 +76,7 @@ t.test('export, add with --calibrate, evaluate, serve, classify: the service agr
     '--calibrate', calibration, '--score', 'mds'
   ], env))
   t.match(stdout, /^added {12}digits 1\.0\.0 to .*manifest\.json \(a new manifest\); the default model$/m)
-  t.match(stdout, /^input {12}"image" 1×28×28 grey, mean \[0\.1307\], std \[0\.3081\], fit fill \(size from the graph\)$/m)
+  t.match(stdout, /^input {12}"image" 1×28×28 grey, mean \[0\.1307\] \(--mean\), std \[0\.3081\] \(--std\), fit fill \(size from the graph\)$/m)
   t.match(stdout, /^threshold {8}-?[\d.]+ /m)
   t.notMatch(stdout, /^next /m, 'calibrated in the same command: no "next" step')
   t.equal(added.created, true)

@@ -1,12 +1,12 @@
 // evaluate through the serving path reproduces the training side's model card: same images,
 // same scores, so AUROC on Fashion-MNIST → MNIST must agree within 0.01 (else: train/serve skew)
 // for the default model's decision score (computed in its graph) and the logit scores.
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { evaluate } from '../../../src/tools/cli/evaluate.js'
-import { MANIFEST } from '../../helpers/data.js'
+import { MANIFEST, REPO } from '../../helpers/data.js'
 
 const env = { EXECUTION_PROVIDER: 'cpu', INFERENCE_WORKERS: '2', LOG_LEVEL: 'silent' }
 const manifest = JSON.parse(readFileSync(MANIFEST, 'utf8'))
@@ -89,4 +89,39 @@ t.test('bad input: unknown model, no OOD set, unknown set', async (t) => {
   await t.rejects(evaluate(['--model', model, '--id', 'fashion-mnist:test'], env), { message: /at least one --ood/ })
   await t.rejects(evaluate(['--model', model, '--id', 'fashion-mnist:test', '--ood', 'X=/nowhere'], env), { message: /\/nowhere: no such file or directory, and not a built-in set/ })
   await t.rejects(evaluate(['--model', `${model}:softest`, '--id', 'fashion-mnist:test', '--ood', 'mnist'], env), { message: /unknown score "softest"/ })
+})
+
+t.test('class folders that match no label: a warning names each, and the report says the accuracy is on a subset', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'isomax-eval-folders-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const fashion = path.join(REPO, 'test', 'fixtures', 'fashion')
+  // "trouser" is the label "Trouser" (case ignored), "5" is class 5 (Sandal), "Coats" is no label.
+  const folders: Record<string, string[]> = {
+    trouser: ['test-00002-trouser.png', 'test-00003-trouser.png', 'test-00005-trouser.png', 'test-00015-trouser.png'],
+    5: ['test-00008-sandal.png', 'test-00011-sandal.png'],
+    Coats: ['test-00006-coat.png', 'test-00010-coat.png', 'test-00014-coat.png']
+  }
+  for (const [folder, files] of Object.entries(folders)) {
+    mkdirSync(path.join(dir, 'id', folder), { recursive: true })
+    for (const f of files) copyFileSync(path.join(fashion, f), path.join(dir, 'id', folder, f))
+  }
+  const out: string[] = []
+  const err: string[] = []
+  const stdout = process.stdout.write.bind(process.stdout)
+  const stderr = process.stderr.write.bind(process.stderr)
+  process.stdout.write = ((c: string) => { out.push(String(c)); return true }) as typeof process.stdout.write
+  process.stderr.write = ((c: string) => { err.push(String(c)); return true }) as typeof process.stderr.write
+  let report
+  try {
+    report = await evaluate(['--model', model, '--id', path.join(dir, 'id'), '--ood', `digit=${path.join(REPO, 'test', 'fixtures', 'ood')}`, '--out', path.join(dir, 'report')], env)
+  } finally {
+    process.stdout.write = stdout
+    process.stderr.write = stderr
+  }
+  t.equal(report.inDistribution.n, 9)
+  t.same(report.labelled[model], { n: 6, unmatchedFolders: { Coats: 3 } })
+  t.match(err.join(''), new RegExp(`warning: .*/id: 1 class folder matches no label of "${model}", so 3 of 9 images count as unlabelled \\(left out of accuracy and every per-class figure\\): Coats/ \\(3\\)\\. A folder matches a label by name, ignoring case and punctuation, or by class number; the labels are T-shirt/top, Trouser,`))
+  t.match(out.join(''), new RegExp(`^  ${model}: accuracy [\\d.]+ % on 6 of 9 images \\(3 in 1 class folder matching no label: Coats/\\), ID reject rate`, 'm'))
+  t.match(readFileSync(path.join(dir, 'report.md'), 'utf8'), /% on 6 of 9 images \(3 in 1 class folder matching no label: Coats\/\) \|/)
+  t.same(JSON.parse(readFileSync(path.join(dir, 'report.json'), 'utf8')).labelled[model], { n: 6, unmatchedFolders: { Coats: 3 } })
 })

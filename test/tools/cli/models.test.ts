@@ -7,7 +7,7 @@ import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { parseBenchArgs, USAGE as BENCH_USAGE } from '../../../src/tools/bench/args.js'
-import { HelpRequest } from '../../../src/tools/cli/args.js'
+import { HelpRequest, joinNumberLists } from '../../../src/tools/cli/args.js'
 import { calibrate } from '../../../src/tools/cli/calibrate.js'
 import { evaluate } from '../../../src/tools/cli/evaluate.js'
 import { runCli } from '../../../src/tools/cli/main.js'
@@ -105,7 +105,7 @@ t.test('add to a new manifest, add another, list, remove', async (t) => {
   await t.rejects(loadManifest(manifest), { message: /ood: missing: the model is not calibrated yet/ }, 'and refuses to serve it uncalibrated')
 
   const lines = labelsFile(dir, 'labels.txt', FASHION_LABELS.join('\r\n') + '\r\n\r\n')
-  const second = await run('add', '--name', 'plain', '--onnx', SOFTMAX, '--labels', lines, '--head', 'logits', '--version', '2.0.0',
+  const second = await run('add', '--name', 'plain', '--onnx', SOFTMAX, '--labels', lines, '--head', 'logits', '--mean', '0', '--std', '1', '--version', '2.0.0',
     '--fit', 'contain', '--max-batch-size', '8', '--max-queue-delay-ms', '2.5', '--default', '--manifest', manifest)
   t.equal(second.code, 0, second.stderr)
   const after = JSON.parse(readFileSync(manifest, 'utf8'))
@@ -139,7 +139,7 @@ t.test('add to a new manifest, add another, list, remove', async (t) => {
   t.match(unknown.stderr, /^models: error: model "nope" is not in .*manifest\.json \(it has: garments\)\n$/)
 
   // Removing without --keep-file deletes the model folder.
-  t.equal((await run('add', '--name', 'again', '--onnx', SOFTMAX, '--labels', lines, '--head', 'softmax', '--manifest', manifest)).code, 0)
+  t.equal((await run('add', '--name', 'again', '--onnx', SOFTMAX, '--labels', lines, '--head', 'softmax', '--mean', '0', '--std', '1', '--manifest', manifest)).code, 0)
   const removed = await run('remove', '--name', 'again', '--manifest', manifest)
   t.equal(removed.code, 0, removed.stderr)
   t.match(removed.stdout, /^deleted {10}.*served\/again\/$/m)
@@ -154,7 +154,7 @@ t.test('refusals: one line, exit code 2, nothing written', async (t) => {
   const labels = labelsFile(dir, 'labels.txt', FASHION_LABELS.join('\n'))
   const notOnnx = labelsFile(dir, 'model.onnx', 'this is not a protobuf, let alone a model')
   const add = (...more: string[]): string[] => {
-    const argv = ['add', '--name', 'new-model', '--onnx', ISOMAXPLUS, '--labels', labels, '--head', 'isomaxplus', '--manifest', manifest]
+    const argv = ['add', '--name', 'new-model', '--onnx', ISOMAXPLUS, '--labels', labels, '--head', 'isomaxplus', '--mean', '0.286', '--std', '0.353', '--manifest', manifest]
     for (let i = 0; i < more.length; i += 2) {
       const at = argv.indexOf(more[i]!)
       if (at >= 0) argv[at + 1] = more[i + 1]!
@@ -167,7 +167,7 @@ t.test('refusals: one line, exit code 2, nothing written', async (t) => {
     ['a directory as the ONNX file', add('--onnx', dir), /--onnx .*: not a file/],
     ['not an ONNX model', add('--onnx', notOnnx), /.*\/model\.onnx: not an ONNX model ONNX Runtime can load \(Protobuf parsing failed\.?\)/],
     ['label count ≠ outputs', add('--labels', 'cat,dog,bird'), /--labels: 3 labels, but .*output "logits" has 10 classes \(shape \["batch", 10\]\)/],
-    ['labels neither a file nor a list', add('--labels', 'labels-missing.txt'), /--labels labels-missing\.txt: no such file; give a file \(one label per line, or a JSON array\) or a comma-separated list/],
+    ['labels neither a file nor a list', add('--labels', 'labels-missing.txt'), /--labels labels-missing\.txt: no such file; give a file \(one label per line, a JSON array, or a JSON object with "labels"\) or a comma-separated list/],
     ['duplicate labels', add('--labels', 'a,b,a'), /--labels a,b,a: "a" appears twice/],
     ['unknown head', add('--head', 'cosine'), /--head cosine: expected isomaxplus, isomax or logits \(alias softmax\)/],
     ['existing name without --force', add('--name', 'fashion-mnist-isomax'), /model "fashion-mnist-isomax" is already in .*manifest\.json: pass --force to replace it/],
@@ -184,6 +184,12 @@ t.test('refusals: one line, exit code 2, nothing written', async (t) => {
     ['mds for a logits head', add('--head', 'logits', '--calibrate', 'fashion-mnist:val', '--score', 'mds'), /--score mds needs a distance head/],
     ['calibration data missing', add('--calibrate', '/no/such/images', '--score', 'mds'), /\/no\/such\/images: no such file or directory, and not a built-in set/],
     ['missing --head', ['add', '--name', 'x', '--onnx', ISOMAXPLUS, '--labels', labels, '--manifest', manifest], /missing --head\nusage: npm run models -- add /],
+    ['missing --mean and --std', ['add', '--name', 'x', '--onnx', ISOMAXPLUS, '--labels', labels, '--head', 'isomaxplus', '--manifest', manifest],
+      /missing --mean and --std: the normalisation training used, pixel \/ 255 then \(x − mean\) \/ std per channel \(e\.g\. --mean 0\.1307 --std 0\.3081 for MNIST; --mean 0 --std 1 for pixel \/ 255 alone\), or --metadata FILE with "mean" and "std"\n$/],
+    ['missing --std', ['add', '--name', 'x', '--onnx', ISOMAXPLUS, '--labels', labels, '--head', 'isomaxplus', '--mean', '0.2', '--manifest', manifest], /missing --std: the normalisation/],
+    ['mean: two values, space-separated, for one channel', ['add', '--name', 'x', '--onnx', ISOMAXPLUS, '--labels', labels, '--head', 'isomaxplus', '--mean', '0.1', '0.2', '--std', '1', '--manifest', manifest], /--mean 0\.1,0\.2: 2 values for 1 channel; give 1/],
+    ['mean not a list of numbers', add('--mean', '0.1,,0.2'), /--mean 0\.1,,0\.2: expected numbers separated by commas or spaces/],
+    ['labels: a JSON object without "labels"', add('--labels', labelsFile(dir, 'meta.json', '{ "classes": ["a", "b"] }')), /--labels .*meta\.json: a JSON object without a "labels" array \(its keys: classes\)/],
     ['unknown command', ['rename', '--name', 'x'], /unknown command "rename": expected add, list or remove/]
   ]
   for (const [what, argv, message] of cases) {
@@ -198,7 +204,7 @@ t.test('refusals: one line, exit code 2, nothing written', async (t) => {
   // A manifest that is already invalid is the user's to fix: add does not build on it.
   const broken = path.join(dir, 'broken.json')
   writeFileSync(broken, '{ "default": "x", "models": [] }')
-  const r = await run('add', '--name', 'y', '--onnx', ISOMAXPLUS, '--labels', labels, '--head', 'isomaxplus', '--manifest', broken)
+  const r = await run('add', '--name', 'y', '--onnx', ISOMAXPLUS, '--labels', labels, '--head', 'isomaxplus', '--mean', '0', '--std', '1', '--manifest', broken)
   t.equal(r.code, 2)
   t.match(r.stderr, /broken\.json: invalid manifest/)
 })
@@ -226,7 +232,7 @@ t.test('symbolic dimensions: flags where the graph cannot say, a trial run for t
   const made = spawnSync('/usr/bin/python3', [path.join(REPO, 'test', 'tools', 'cli', 'symbolic-onnx.py'), onnx], { encoding: 'utf8' })
   t.equal(made.status, 0, made.stderr)
   const manifest = path.join(dir, 'manifest.json')
-  const base = ['add', '--name', 'tiles', '--onnx', onnx, '--head', 'logits', '--manifest', manifest]
+  const base = ['add', '--name', 'tiles', '--onnx', onnx, '--head', 'logits', '--mean', '0.5', '--std', '0.25', '--manifest', manifest]
 
   let r = await run(...base, '--labels', 'a,b,c')
   t.match(r.stderr, /has 2 outputs \("scores", "pooled"\): name the one to use with --output/)
@@ -241,7 +247,7 @@ t.test('symbolic dimensions: flags where the graph cannot say, a trial run for t
   t.notOk(existsSync(manifest), 'no manifest created by a refused add')
   t.notOk(existsSync(path.join(dir, 'tiles')), 'no model folder left behind')
 
-  r = await run(...base, '--labels', 'a,b,c', '--output', 'scores', '--height', '3', '--width', '5', '--channels', '1', '--mean', '0.5', '--std', '0.25')
+  r = await run(...base, '--labels', 'a,b,c', '--output', 'scores', '--height', '3', '--width', '5', '--channels', '1')
   t.equal(r.code, 0, r.stderr)
   t.match(JSON.parse(readFileSync(manifest, 'utf8')).models[0], {
     input: { name: 'pixels', channels: 1, height: 3, width: 5, mean: [0.5], std: [0.25] },
@@ -286,7 +292,7 @@ t.test('the real entry point: --help exits 0, bad input exits 2', async (t) => {
   })
   const [help, bad] = await Promise.all([
     spawnTool(['--help']),
-    spawnTool(['add', '--name', 'x', '--onnx', '/no/such.onnx', '--labels', 'a,b', '--head', 'logits', '--manifest', path.join(tmp('entry'), 'm.json')])
+    spawnTool(['add', '--name', 'x', '--onnx', '/no/such.onnx', '--labels', 'a,b', '--head', 'logits', '--mean', '0', '--std', '1', '--manifest', path.join(tmp('entry'), 'm.json')])
   ])
   t.equal(help.code, 0)
   t.match(help.stdout, /^usage: npm run models -- add\|list\|remove/)
@@ -301,9 +307,9 @@ t.test('labels as a JSON array that is not one', async (t) => {
   const one = labelsFile(dir, 'one.txt', 'only\n')
   const manifest = path.join(dir, 'm.json')
   copyFileSync(SOFTMAX, path.join(dir, 'model.onnx'))
-  const add = async (labels: string): Promise<Run> => await run('add', '--name', 'm', '--onnx', path.join(dir, 'model.onnx'), '--labels', labels, '--head', 'logits', '--manifest', manifest)
+  const add = async (labels: string): Promise<Run> => await run('add', '--name', 'm', '--onnx', path.join(dir, 'model.onnx'), '--labels', labels, '--head', 'logits', '--mean', '0', '--std', '1', '--manifest', manifest)
   t.match((await add(bad)).stderr, /expected a JSON array of strings/)
-  t.match((await add(unparsable)).stderr, /starts with "\[" but is not a JSON array/)
+  t.match((await add(unparsable)).stderr, /starts with "\[" but is not valid JSON/)
   t.match((await add(one)).stderr, /1 label; a classifier needs at least 2/)
   t.match((await add('a,,b')).stderr, /a label is empty/)
 })
@@ -316,11 +322,12 @@ t.test('graph shapes the service cannot feed, and per-channel values', async (t)
   t.throws(() => sampleShape(value(['batch', 3, 'h', 32]), { ...none, height: '0' }, 'm.onnx'), { message: '--height 0: expected an integer from 1 to 4096' })
   t.throws(() => sampleShape(value(['batch', 3, 'h', 32]), { ...none, height: '2.5' }, 'm.onnx'), { message: /--height 2\.5: expected an integer/ })
   t.match(sampleShape(value(['batch', 'c', 'h', 32]), { channels: '3', height: '24', width: undefined }, 'm.onnx'), { channels: 3, height: 24, width: 32, fromGraph: ['width'] })
-  t.same(perChannel('0.5', 0, 'mean', 3), [0.5, 0.5, 0.5], 'one value for every channel')
-  t.same(perChannel('0.49, 0.48,0.45', 0, 'mean', 3), [0.49, 0.48, 0.45])
-  t.same(perChannel(undefined, 1, 'std', 3), [1, 1, 1])
-  t.throws(() => perChannel('0.2,0.2', 1, 'std', 3), { message: '--std 0.2,0.2: 2 values for 3 channels; give 1 or 3' })
-  t.throws(() => perChannel('a', 0, 'mean', 1), { message: /--mean a: expected numbers separated by commas/ })
+  t.same(perChannel('0.5', 'mean', 3), [0.5, 0.5, 0.5], 'one value for every channel')
+  t.same(perChannel('0.49, 0.48,0.45', 'mean', 3), [0.49, 0.48, 0.45])
+  t.same(perChannel('0.49 0.48  0.45', 'mean', 3), [0.49, 0.48, 0.45], 'spaces, as the Python tools take them')
+  t.throws(() => perChannel('0.2,0.2', 'std', 3), { message: '--std 0.2,0.2: 2 values for 3 channels; give 1 or 3' })
+  t.throws(() => perChannel('0.2,0.2', 'std', 3, 'from m.json'), { message: 'from m.json 0.2,0.2: 2 values for 3 channels; give 1 or 3' })
+  t.throws(() => perChannel('a', 'mean', 1), { message: /--mean a: expected numbers separated by commas or spaces/ })
   t.throws(() => checkOutputWidth(value(['batch', 10, 1, 1]), 10, 'm.onnx'), { message: 'm.onnx: output "x" has shape ["batch", 10, 1, 1]; the service reads [batch, classes]' })
   t.doesNotThrow(() => checkOutputWidth(value(['batch', 'classes']), 10, 'm.onnx'), 'a symbolic class axis is left to the trial run')
 })
@@ -330,7 +337,7 @@ t.test('remove: a file outside a folder of its own, a file two entries share, a 
   const manifest = path.join(dir, 'manifest.json')
   const labels = FASHION_LABELS.join(',')
   for (const name of ['a', 'b', 'c']) {
-    t.equal((await run('add', '--name', name, '--onnx', SOFTMAX, '--labels', labels, '--head', 'logits', '--manifest', manifest)).code, 0)
+    t.equal((await run('add', '--name', name, '--onnx', SOFTMAX, '--labels', labels, '--head', 'logits', '--mean', '0', '--std', '1', '--manifest', manifest)).code, 0)
   }
   // Hand-edited layouts: "b" points at a file beside the manifest, "c" at "a"'s file.
   copyFileSync(SOFTMAX, path.join(dir, 'shared.onnx'))
@@ -354,7 +361,7 @@ t.test('remove: a file outside a folder of its own, a file two entries share, a 
 
 t.test('manifests add cannot build on', async (t) => {
   const dir = tmp('manifests')
-  const args = ['add', '--name', 'm', '--onnx', SOFTMAX, '--labels', FASHION_LABELS.join(','), '--head', 'logits', '--manifest']
+  const args = ['add', '--name', 'm', '--onnx', SOFTMAX, '--labels', FASHION_LABELS.join(','), '--head', 'logits', '--mean', '0', '--std', '1', '--manifest']
   writeFileSync(path.join(dir, 'broken.json'), '{ "default": ')
   t.match((await run(...args, path.join(dir, 'broken.json'))).stderr, /broken\.json: not valid JSON \(.*\); fix it first/)
   mkdirSync(path.join(dir, 'folder.json'))
@@ -369,8 +376,82 @@ t.test('--calibrate that fails after the add: the entry stays, uncalibrated, and
   writeFileSync(path.join(junk, 'a.png'), 'not a png')
   const manifest = path.join(dir, 'manifest.json')
   const r = await run('add', '--name', 'm', '--onnx', ISOMAXPLUS, '--labels', FASHION_LABELS.join(','), '--head', 'isomaxplus',
-    '--manifest', manifest, '--calibrate', junk, '--score', 'entropic', '--tpr', '0.9')
+    '--mean', '0.286', '--std', '0.353', '--manifest', manifest, '--calibrate', junk, '--score', 'entropic', '--tpr', '0.9')
   t.equal(r.code, 2)
   t.match(r.stderr, /models: error: "m" was added to .*manifest\.json but not calibrated: .*junk: none of the 1 images could be read/)
   t.equal(JSON.parse(readFileSync(manifest, 'utf8')).models[0].ood, undefined)
+})
+
+t.test('--metadata: mean, std and labels from a training run\'s JSON file; flags win; the report says where each came from', async (t) => {
+  const dir = tmp('metadata')
+  const meta = labelsFile(dir, 'model.json', JSON.stringify({ arch: 'cnn', labels: FASHION_LABELS, mean: [0.286], std: 0.353 }))
+  const manifest = path.join(dir, 'served', 'manifest.json')
+  const r = await run('add', '--name', 'm', '--onnx', ISOMAXPLUS, '--metadata', meta, '--head', 'isomaxplus', '--manifest', manifest)
+  t.equal(r.code, 0, r.stderr)
+  t.match(r.stdout, new RegExp(`^input {12}"input" 1×28×28 grey, mean \\[0\\.286\\] \\(from ${meta}\\), std \\[0\\.353\\] \\(from ${meta}\\), fit fill`, 'm'))
+  t.match(JSON.parse(readFileSync(manifest, 'utf8')).models[0], { labels: FASHION_LABELS, input: { mean: [0.286], std: [0.353] } })
+
+  const flags = await run('add', '--name', 'n', '--onnx', ISOMAXPLUS, '--metadata', meta, '--mean', '0.5', '--head', 'isomaxplus', '--manifest', manifest)
+  t.equal(flags.code, 0, flags.stderr)
+  t.match(flags.stdout, /mean \[0\.5\] \(--mean\), std \[0\.353\] \(from .*model\.json\)/)
+
+  const noStd = labelsFile(dir, 'partial.json', JSON.stringify({ mean: 0.286 }))
+  const partial = await run('add', '--name', 'o', '--onnx', ISOMAXPLUS, '--metadata', noStd, '--labels', FASHION_LABELS.join(','), '--head', 'isomaxplus', '--manifest', manifest)
+  t.equal(partial.code, 2)
+  t.match(partial.stderr, /missing --std: .*; .*partial\.json has no "std"\n$/)
+  const cases: Array<[string, RegExp]> = [
+    ['{ "mean": "0.5", "std": 1 }', /--metadata .*: "mean" must be a number or an array of numbers, one per channel/],
+    ['{ "labels": ["a"], "mean": 0, "std": 1 }', /--metadata .*: 1 label; a classifier needs at least 2/],
+    ['{ "name": "x" }', /--metadata .*: none of "labels", "mean" and "std" is there \(its keys: name\)/],
+    ['[0.5]', /--metadata .*: expected a JSON object with "labels", "mean" and "std"/],
+    ['{ "mean": ', /--metadata .*: not valid JSON/]
+  ]
+  for (const [text, message] of cases) {
+    const bad = labelsFile(dir, 'bad.json', text)
+    const res = await run('add', '--name', 'p', '--onnx', ISOMAXPLUS, '--metadata', bad, '--labels', 'a,b', '--head', 'isomaxplus', '--manifest', manifest)
+    t.equal(res.code, 2, text)
+    t.match(res.stderr, message, text)
+  }
+  t.match((await run('add', '--name', 'p', '--onnx', ISOMAXPLUS, '--metadata', path.join(dir, 'none.json'), '--head', 'isomaxplus', '--manifest', manifest)).stderr, /--metadata .*none\.json: no such file/)
+})
+
+t.test('--labels: a JSON object with a "labels" array (a training run\'s model.json) is read as labels, not as lines', async (t) => {
+  const dir = tmp('labels-object')
+  const meta = labelsFile(dir, 'model.json', JSON.stringify({ arch: 'cnn', labels: FASHION_LABELS, mean: [0.286] }, null, 2))
+  const manifest = path.join(dir, 'manifest.json')
+  const r = await run('add', '--name', 'm', '--onnx', ISOMAXPLUS, '--labels', meta, '--head', 'isomaxplus', '--mean', '0.286', '--std', '0.353', '--manifest', manifest)
+  t.equal(r.code, 0, r.stderr)
+  t.same(JSON.parse(readFileSync(manifest, 'utf8')).models[0].labels, FASHION_LABELS)
+})
+
+t.test('--mean and --std as the Python tools write them: space-separated, negative values too', async (t) => {
+  t.same(joinNumberLists(['--mean', '0.1', '0.5', '0.9', '--std', '1e-1', '.2', '3', '--name', 'x'], ['mean', 'std']),
+    ['--mean=0.1,0.5,0.9', '--std=1e-1,.2,3', '--name', 'x'])
+  t.same(joinNumberLists(['--mean', '-0.5', '--std', '0.25,', '0.5'], ['mean', 'std']), ['--mean=-0.5', '--std=0.25,0.5'], 'a negative value is not an option; "0.25, 0.5" split by the shell')
+  t.same(joinNumberLists(['--mean', '0.1,0.2', '--labels', '1,2', '--', '--mean', '3'], ['mean', 'std']), ['--mean', '0.1,0.2', '--labels', '1,2', '--', '--mean', '3'], 'comma lists and everything after -- as they were')
+  const dir = tmp('python-form')
+  const manifest = path.join(dir, 'manifest.json')
+  const r = await run('add', '--name', 'm', '--onnx', ISOMAXPLUS, '--labels', FASHION_LABELS.join(','), '--head', 'isomaxplus', '--mean', '-0.5', '--std', '2', '--manifest', manifest)
+  t.equal(r.code, 0, r.stderr)
+  t.match(JSON.parse(readFileSync(manifest, 'utf8')).models[0].input, { mean: [-0.5], std: [2] })
+})
+
+t.test('remove deletes only what the tools wrote in the model folder (ONNX file, card, parity fixture); the user\'s files and the folder stay, and the report says so', async (t) => {
+  const dir = tmp('remove-own')
+  const manifest = path.join(dir, 'manifest.json')
+  for (const name of ['keep', 'mine']) {
+    t.equal((await run('add', '--name', name, '--onnx', SOFTMAX, '--labels', FASHION_LABELS.join(','), '--head', 'logits', '--mean', '0', '--std', '1', '--manifest', manifest)).code, 0)
+  }
+  const folder = path.join(dir, 'mine')
+  writeFileSync(path.join(folder, 'README.md'), '# mine 1.0.0\n')
+  writeFileSync(path.join(folder, 'parity.json'), '{}\n')
+  writeFileSync(path.join(folder, 'notes.txt'), 'my training notes\n')
+  mkdirSync(path.join(folder, 'checkpoints'))
+  writeFileSync(path.join(folder, 'checkpoints', 'epoch-15.pt'), 'weights')
+  const r = await run('remove', '--name', 'mine', '--manifest', manifest)
+  t.equal(r.code, 0, r.stderr)
+  t.same(tree(folder), ['checkpoints', 'checkpoints/epoch-15.pt', 'notes.txt'], 'only the user\'s files are left')
+  t.match(r.stdout, /^deleted {10}.*\/mine\/README\.md, .*\/mine\/model\.onnx, .*\/mine\/parity\.json$/m)
+  t.match(r.stdout, /^kept {13}.*\/mine\/checkpoints\/, .*\/mine\/notes\.txt \(not written by models add or training; the folder stays\)$/m)
+  t.same(JSON.parse(readFileSync(manifest, 'utf8')).models.map((m: { name: string }) => m.name), ['keep'])
 })
