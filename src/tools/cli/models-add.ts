@@ -297,7 +297,7 @@ function report (manifestFile: string, onnx: string, entry: ModelEntry, how: { n
   ]
   if (how.next) {
     lines.push(`next             npm run calibrate -- ${how.explicitManifest ? `--manifest ${manifestFile} ` : ''}--model ${entry.name} --score KIND --data PATH`,
-      '                 (the service refuses to start while a model is not calibrated)')
+      '                 (until then the service serves the other models, not this one)')
   }
   process.stdout.write(lines.join('\n') + '\n')
 }
