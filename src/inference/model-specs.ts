@@ -40,6 +40,7 @@ export function modelSpec (manifest: LoadedManifest<LoadedEntry>, m: LoadedEntry
     key: sessionKey(m, options),
     name: m.name,
     onnxPath: m.onnxPath,
+    sha256: m.sha256,
     inputName: m.input.name,
     outputName: m.output.name,
     sampleShape: [m.input.channels, m.input.height, m.input.width],

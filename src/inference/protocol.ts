@@ -11,6 +11,8 @@ export interface WorkerModelSpec {
   /** The model's name, for messages. */
   name: string
   onnxPath: string
+  /** The manifest's sha256 of the file: a worker creates a session only from bytes that have it. */
+  sha256: string
   inputName: string
   outputName: string
   /** [channels, height, width] of one sample. */

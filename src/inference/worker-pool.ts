@@ -49,6 +49,7 @@ export class WorkerPool extends EventEmitter implements InferenceRunner {
   private nextId = 1
   private closing = false
   private readonly warned = new Set<string>()
+  private replenishing = false
 
   /** `workerUrl` is for tests, which put a stub in place of the ONNX Runtime worker. */
   constructor (private readonly init: WorkerInit, private readonly size: number, private readonly log: PoolLogger, private readonly workerUrl: URL = WORKER_URL) {
@@ -119,6 +120,22 @@ export class WorkerPool extends EventEmitter implements InferenceRunner {
     for (const k of held) Reflect.deleteProperty(this.providers, k)
     const msg: ToWorker = { type: 'unload', keys: held }
     for (const slot of this.slots) slot.worker.postMessage(msg)
+    // A replacement that failed on a session no longer held (a file changed on disk, then the
+    // manifest reloaded) can start now.
+    this.replenish()
+  }
+
+  /** Start workers up to the pool's size, one at a time; a failure is logged and waits for the next trigger. */
+  private replenish (): void {
+    if (this.closing || this.replenishing || this.slots.length >= this.size) return
+    this.replenishing = true
+    this.spawn().then(() => {
+      this.replenishing = false
+      this.replenish()
+    }, (err: Error) => {
+      this.replenishing = false
+      this.log.error({ err }, `could not replace an inference worker: ${err.message}`)
+    })
   }
 
   private async loadInto (slot: Slot, specs: WorkerModelSpec[]): Promise<LoadFailure | null> {
@@ -157,7 +174,10 @@ export class WorkerPool extends EventEmitter implements InferenceRunner {
             this.emit('idle')
             break
           case 'init-error':
+            // A worker that could not load what the pool holds never serves: end it, so that
+            // workerCount (and readiness) says so.
             reject(loadError(msg))
+            void worker.terminate()
             break
           case 'loaded':
           case 'load-error': {
@@ -209,7 +229,7 @@ export class WorkerPool extends EventEmitter implements InferenceRunner {
         }
         if (!this.closing) {
           this.log.warn({ code }, 'inference worker exited; starting a replacement')
-          this.spawn().catch((err: Error) => { this.log.error({ err }, 'could not replace an inference worker') })
+          this.replenish()
         }
       })
     })

@@ -3,6 +3,8 @@
 // let one 5 ms timer fire), so it runs here and never on the event loop that serves HTTP.
 // Loads (at start, and on reload) run one after another; runs go on meanwhile on the
 // sessions already loaded.
+import { createHash } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import { parentPort, workerData } from 'node:worker_threads'
 import ort from 'onnxruntime-node'
 import { graphMismatches } from '../registry/graph-check.js'
@@ -22,8 +24,27 @@ function post (msg: FromWorker, transfer: ArrayBuffer[] = []): void {
   port!.postMessage(msg, transfer)
 }
 
-async function createSession (spec: WorkerModelSpec, provider: Provider): Promise<ort.InferenceSession> {
-  return await ort.InferenceSession.create(spec.onnxPath, {
+/**
+ * The ONNX file's bytes, if they are still the ones the manifest names. The manifest was checked
+ * when it was loaded, but a worker may load later (a replacement after a crash, a reload): a file
+ * replaced on disk meanwhile must not be served under the old entry and threshold.
+ */
+async function verifiedModel (spec: WorkerModelSpec): Promise<Uint8Array> {
+  let bytes: Buffer
+  try {
+    bytes = await readFile(spec.onnxPath)
+  } catch (err) {
+    throw new LoadError({ message: `${spec.where}.path: ${spec.onnxPath}: ${(err as Error).message}`, provider: init.provider, providerFailed: false, manifest: true })
+  }
+  const actual = createHash('sha256').update(bytes).digest('hex')
+  if (actual !== spec.sha256) {
+    throw new LoadError({ message: `${spec.where}.sha256: ${spec.onnxPath} has sha256 ${actual} now, the manifest entry being served says ${spec.sha256}: the file changed on disk; reload the manifest to serve it`, provider: init.provider, providerFailed: false, manifest: true })
+  }
+  return bytes
+}
+
+async function createSession (spec: WorkerModelSpec, bytes: Uint8Array, provider: Provider): Promise<ort.InferenceSession> {
+  return await ort.InferenceSession.create(bytes, {
     executionProviders: [provider],
     intraOpNumThreads: init.intraOpThreads,
     interOpNumThreads: 1,
@@ -71,8 +92,9 @@ function manifestMessage (spec: WorkerModelSpec, problems: string[]): string {
 async function loadOne (spec: WorkerModelSpec, warnings: string[]): Promise<{ session: ort.InferenceSession, provider: Provider }> {
   let provider: Provider = init.provider === 'cpu' || cudaFailed ? 'cpu' : 'cuda'
   let session: ort.InferenceSession
+  const bytes = await verifiedModel(spec)
   try {
-    session = await createSession(spec, provider)
+    session = await createSession(spec, bytes, provider)
   } catch (err) {
     const reason = (err as Error).message.split('\n')[0] ?? String(err)
     if (init.provider !== 'auto' || provider === 'cpu') {
@@ -82,7 +104,7 @@ async function loadOne (spec: WorkerModelSpec, warnings: string[]): Promise<{ se
     cudaFailed = true
     provider = 'cpu'
     try {
-      session = await createSession(spec, provider)
+      session = await createSession(spec, bytes, provider)
     } catch (err2) {
       throw new LoadError({ message: `model "${spec.name}": ${(err2 as Error).message}`, provider: 'cpu', providerFailed: false, manifest: false })
     }
