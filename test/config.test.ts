@@ -47,3 +47,25 @@ t.test('UI_ENABLED and API_DOCS_ENABLED: on by default, off with false or 0, any
   t.match(err.message, /UI_ENABLED: .*"true".*"false"/)
   t.match(err.message, /API_DOCS_ENABLED: .*"true".*"false"/)
 })
+
+// Issue 20, defect 4: a token with whitespace started the service and then answered every
+// admin call 401, since "Authorization: Bearer <token>" cannot carry it.
+t.test('ADMIN_TOKEN: the line break a Secret file adds is removed; other whitespace is refused at start', async (t) => {
+  const token = 'correct-horse-battery-staple'
+  t.equal(loadConfig({ ADMIN_TOKEN: token }).ADMIN_TOKEN, token)
+  t.equal(loadConfig({ ADMIN_TOKEN: `${token}\n` }).ADMIN_TOKEN, token, 'a trailing newline (kubectl create secret --from-file, echo)')
+  t.equal(loadConfig({ ADMIN_TOKEN: `${token}\r\n` }).ADMIN_TOKEN, token, 'a trailing CRLF')
+  for (const [what, value] of [
+    ['a trailing space', `${token} `],
+    ['a leading space', ` ${token}`],
+    ['a passphrase with spaces', 'correct horse battery staple'],
+    ['a tab inside', 'correct-horse\tbattery-staple'],
+    ['a line break inside', 'correct-horse\nbattery-staple'],
+    ['a non-ASCII character', 'correct-hörse-battery-staple']
+  ] as const) {
+    const err = t.throws(() => loadConfig({ ADMIN_TOKEN: value }), what) as ConfigError
+    t.type(err, ConfigError, what)
+    t.match(err.message, /ADMIN_TOKEN: must be printable ASCII with no spaces/, what)
+  }
+  t.throws(() => loadConfig({ ADMIN_TOKEN: 'short\n' }), { message: /ADMIN_TOKEN: must be at least 16 characters/ })
+})
