@@ -137,7 +137,7 @@ export const app = fp<AppOptions>(async function isomaxApp (fastify, opts) {
   await fastify.register(errorHandler, { maxUploadBytes: config.MAX_UPLOAD_BYTES, maxFiles: config.MAX_FILES })
   await fastify.register(protocolChecks)
   await fastify.register(linger)
-  await fastify.register(bodyBudget, { maxRequestBytes: config.MAX_REQUEST_BYTES, maxInflightBytes: config.MAX_INFLIGHT_BYTES })
+  await fastify.register(bodyBudget, { maxRequestBytes: config.MAX_REQUEST_BYTES, maxInflightBytes: config.MAX_INFLIGHT_BYTES, maxInflightBytesPerClient: config.MAX_INFLIGHT_BYTES_PER_CLIENT })
   await fastify.register(requestLog)
   await fastify.register(metricsPlugin, { models: [...engine.manifest.models.values()] })
   await fastify.register(multipart, {

@@ -69,3 +69,11 @@ t.test('ADMIN_TOKEN: the line break a Secret file adds is removed; other whitesp
   }
   t.throws(() => loadConfig({ ADMIN_TOKEN: 'short\n' }), { message: /ADMIN_TOKEN: must be at least 16 characters/ })
 })
+
+t.test('MAX_INFLIGHT_BYTES_PER_CLIENT: a quarter of MAX_INFLIGHT_BYTES unless set, at least MAX_REQUEST_BYTES, at most the whole', async (t) => {
+  t.equal(loadConfig({}).MAX_INFLIGHT_BYTES_PER_CLIENT, 32 * 1024 * 1024)
+  t.equal(loadConfig({ MAX_INFLIGHT_BYTES: String(16 * 1024 * 1024) }).MAX_INFLIGHT_BYTES_PER_CLIENT, 10 * 1024 * 1024, 'never below one whole request')
+  t.equal(loadConfig({ MAX_INFLIGHT_BYTES_PER_CLIENT: String(128 * 1024 * 1024) }).MAX_INFLIGHT_BYTES_PER_CLIENT, 128 * 1024 * 1024, 'the whole budget (behind a proxy)')
+  t.throws(() => loadConfig({ MAX_INFLIGHT_BYTES_PER_CLIENT: String(1024 * 1024) }), { message: /MAX_INFLIGHT_BYTES_PER_CLIENT: must be between MAX_REQUEST_BYTES and MAX_INFLIGHT_BYTES/ })
+  t.throws(() => loadConfig({ MAX_INFLIGHT_BYTES_PER_CLIENT: String(256 * 1024 * 1024) }), { message: /MAX_INFLIGHT_BYTES_PER_CLIENT: must be between/ })
+})
