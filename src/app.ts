@@ -45,7 +45,8 @@ export interface BuildOptions extends AppOptions {
   logger?: FastifyBaseLogger | false
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+/** The X-Request-Id a caller may choose; deploy/nginx.conf passes on only these (a test checks). */
+export const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
 /** Honour a caller's X-Request-Id when it is a sane token; otherwise make one. */
 function requestId (req: IncomingMessage): string {
