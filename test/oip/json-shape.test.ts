@@ -11,7 +11,7 @@ import { startServer } from '../helpers/server-process.js'
 
 // The real server in its own process, so probe latency is the server's, not this process's.
 const server = await startServer({}, 120_000)
-t.teardown(() => { server.child.kill('SIGTERM') })
+t.teardown(() => server.child.kill('SIGKILL'))
 const base = server.url
 const port = Number(new URL(base).port)
 const manifest = await loadManifest(MANIFEST)
