@@ -11,7 +11,7 @@ import {
   allOnesCodeJpeg, bigAncillaryPng, dcSymbolOver15Jpeg, deepBlocksPng, dhtFloodJpeg, dqtFloodJpeg,
   emptyStoredBlocksPng, smallWindowPng
 } from '../test/preprocess/hostile-images.js'
-import { bombPng } from '../test/helpers/images.js'
+import { bombPng, fixturePng } from '../test/helpers/images.js'
 
 export interface HostileRequest {
   /** The class, as the report names it. */
@@ -76,6 +76,53 @@ export async function bombs (): Promise<Record<string, Buffer>> {
   }
 }
 
+/** The served model the /v2 classes address (models/manifest.json's default). */
+export const V2_MODEL = 'fashion-mnist-isomaxplus-md'
+const SAMPLE = 28 * 28
+
+function v2 (json: string, binary?: Buffer): Buffer[] {
+  const header = Buffer.from(json)
+  const body = binary === undefined ? header : Buffer.concat([header, binary])
+  const extra = binary === undefined ? '' : `Inference-Header-Content-Length: ${header.length}\r\n`
+  return post(`/v2/models/${V2_MODEL}/infer`, 'application/json', body, extra)
+}
+
+/** An FP32 [1, 1, 28, 28] request with its data in binary, `set` changing some values. */
+function fp32Binary (set: (data: Float32Array) => void): Buffer[] {
+  const data = new Float32Array(SAMPLE).fill(0.25)
+  set(data)
+  const bin = Buffer.from(data.buffer)
+  return v2(JSON.stringify({ inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', parameters: { binary_data_size: bin.length } }] }), bin)
+}
+
+/**
+ * The classes issue 20 added: JSON on /v2 shaped to stall the event loop (small but deeply
+ * nested, or very wide), non-finite FP32 tensors, ragged data, a non-boolean binary_data.
+ */
+export function v2HostileRequests (): HostileRequest[] {
+  const image = fixturePng(0).toString('base64')
+  const depth = 520_000
+  const deep = `{"inputs":[{"name":"image","shape":[1],"datatype":"BYTES","data":${'['.repeat(depth)}"${image}"${']'.repeat(depth)}}]}`
+  const wide = `{"parameters":{${Array.from({ length: 90_000 }, (_, i) => `"k${i}":1`).join(',')}},"inputs":[{"name":"image","shape":[1],"datatype":"BYTES","data":["${image}"]}]}`
+  const overflowing = Array.from({ length: SAMPLE }, () => 0.25) as Array<number | string>
+  overflowing[17] = '1e39'
+  const rows = Array.from({ length: 28 }, () => Array.from({ length: 28 }, () => 0.25))
+  rows[5] = rows[5]!.slice(1)
+  rows[6] = [...rows[6]!, 0.25]
+  return [
+    { name: '/v2 JSON: 520,000 nested arrays (under the 1 MiB cap)', raw: v2(deep), expect: [400] },
+    { name: '/v2 JSON: parameters with 90,000 keys', raw: v2(wide), expect: [400] },
+    { name: '/v2 FP32: JSON 1e39 (finite double, Infinity in float32)', raw: v2(`{"inputs":[{"name":"input","shape":[1,1,28,28],"datatype":"FP32","data":[${overflowing.join(',')}]}]}`), expect: [400] },
+    { name: '/v2 FP32: binary NaN', raw: fp32Binary((d) => { d[100] = NaN }), expect: [400] },
+    { name: '/v2 FP32: binary +Infinity', raw: fp32Binary((d) => { d[0] = Infinity }), expect: [400] },
+    { name: '/v2 FP32: binary -Infinity', raw: fp32Binary((d) => { d[783] = -Infinity }), expect: [400] },
+    // Finite float32 values that overflow inside the graph: the model's output is NaN (422).
+    { name: '/v2 FP32: binary ±3e38 (NaN out of the model)', raw: fp32Binary((d) => { d.forEach((_, i) => { d[i] = i % 2 === 0 ? 3e38 : -3e38 }) }), expect: [200, 422] },
+    { name: '/v2 FP32: ragged JSON data', raw: v2(JSON.stringify({ inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: [[rows]] }] })), expect: [400] },
+    { name: '/v2: binary_data "yes"', raw: v2(JSON.stringify({ inputs: [{ name: 'image', shape: [1], datatype: 'BYTES', data: [image] }], outputs: [{ name: 'label', parameters: { binary_data: 'yes' } }] })), expect: [400] }
+  ]
+}
+
 /** One request of every class, in the order the load generator cycles through them. */
 export async function hostileRequests (): Promise<HostileRequest[]> {
   const tenMiB = 10 * MiB - 64 * 1024 // just under MAX_UPLOAD_BYTES with the form's framing
@@ -110,6 +157,7 @@ export async function hostileRequests (): Promise<HostileRequest[]> {
     { name: 'bomb: 40 MP 16-bit RGBA interlaced PNG (320 MB, over MAX_DECODE_BYTES)', raw: post('/classify', 'image/png', b.png16Interlaced!), expect: [413] },
     { name: 'bomb: 40 MP lossy WebP', raw: post('/classify', 'image/webp', b.webpLossy!), expect: [200] },
     { name: 'bomb: 40 MP progressive JPEG', raw: post('/classify', 'image/jpeg', b.jpegProgressive!), expect: [200] },
-    { name: 'bomb: 20,000 × 20,000 PNG (over MAX_INPUT_PIXELS)', raw: post('/classify', 'image/png', b.overPixels!), expect: [413] }
+    { name: 'bomb: 20,000 × 20,000 PNG (over MAX_INPUT_PIXELS)', raw: post('/classify', 'image/png', b.overPixels!), expect: [413] },
+    ...v2HostileRequests()
   ]
 }

@@ -45,7 +45,8 @@ export interface BuildOptions extends AppOptions {
   logger?: FastifyBaseLogger | false
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+/** The X-Request-Id a caller may choose; deploy/nginx.conf passes on only these (a test checks). */
+export const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
 /** Honour a caller's X-Request-Id when it is a sane token; otherwise make one. */
 function requestId (req: IncomingMessage): string {
@@ -141,7 +142,7 @@ export const app = fp<AppOptions>(async function isomaxApp (fastify, opts) {
   await fastify.register(errorHandler, { maxUploadBytes: config.MAX_UPLOAD_BYTES, maxFiles: config.MAX_FILES })
   await fastify.register(protocolChecks)
   await fastify.register(linger)
-  await fastify.register(bodyBudget, { maxRequestBytes: config.MAX_REQUEST_BYTES, maxInflightBytes: config.MAX_INFLIGHT_BYTES })
+  await fastify.register(bodyBudget, { maxRequestBytes: config.MAX_REQUEST_BYTES, maxInflightBytes: config.MAX_INFLIGHT_BYTES, maxInflightBytesPerClient: config.MAX_INFLIGHT_BYTES_PER_CLIENT })
   await fastify.register(requestLog)
   await fastify.register(metricsPlugin, { models: [...engine.manifest.models.values()] })
   await fastify.register(multipart, {

@@ -23,6 +23,10 @@ const EnvSchema = z.object({
   // get 503 before their body is read. With DECODE_MEMORY_BYTES it bounds memory
   // (docs/configuration.md § Memory).
   MAX_INFLIGHT_BYTES: intFrom(1024, 64 * 1024 * 1024 * 1024).default(128 * MiB),
+  // One client's (one remote address's) share of MAX_INFLIGHT_BYTES. Unset: a quarter of it,
+  // and at least MAX_REQUEST_BYTES. Behind a proxy every request comes from the proxy's
+  // address: set it to MAX_INFLIGHT_BYTES there (docker-compose.yml does).
+  MAX_INFLIGHT_BYTES_PER_CLIENT: intFrom(1024, 64 * 1024 * 1024 * 1024).optional(),
   MAX_INPUT_PIXELS: intFrom(1, 1_000_000_000).default(40_000_000),
   // One image's decoded size, width × height × channels × bytes per sample (413 above).
   MAX_DECODE_BYTES: intFrom(1024, 64 * 1024 * 1024 * 1024).default(160 * MiB),
@@ -39,8 +43,16 @@ const EnvSchema = z.object({
   // The preprocessing fast paths (src/preprocess/png-fast.ts): on by default, off = sharp for
   // every image (an escape hatch, and the "before" of docs/performance.md).
   // Bearer token for the admin routes (POST /admin/reload, /v2/repository/...): unset, the
-  // routes do not exist (404). At least 16 characters: it guards model changes.
-  ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  // routes do not exist (404). At least 16 characters: it guards model changes. The line
+  // break that a file adds (a Kubernetes Secret made --from-file, `echo`) is removed; any other
+  // whitespace or non-ASCII character is refused at start, since "Authorization: Bearer
+  // <token>" cannot carry it and every admin call would be a 401.
+  ADMIN_TOKEN: z.string()
+    .transform((v) => v.replace(/(\r?\n)+$/, ''))
+    .pipe(z.string()
+      .min(16, 'must be at least 16 characters')
+      .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII with no spaces, tabs or line breaks inside it or around it (a trailing line break is removed): a client sends it as "Authorization: Bearer <token>", which cannot carry them'))
+    .optional(),
   PREPROCESS_FAST_PATH: flag('true'),
   // The pages for people: the try-it page at / (src/ui/public) and the interactive API docs at
   // /docs. Off, those paths are 404s like any unknown route — for deployments that expose the
@@ -51,9 +63,14 @@ const EnvSchema = z.object({
 
 // Limits that must nest: a request can hold one full-size image, and one image must be
 // decodable within the decode budget.
-const ConfigSchema = EnvSchema.transform((c) => ({ ...c, MAX_REQUEST_BYTES: c.MAX_REQUEST_BYTES ?? c.MAX_UPLOAD_BYTES }))
+const ConfigSchema = EnvSchema.transform((c) => {
+  const MAX_REQUEST_BYTES = c.MAX_REQUEST_BYTES ?? c.MAX_UPLOAD_BYTES
+  const share = Math.min(c.MAX_INFLIGHT_BYTES, Math.max(MAX_REQUEST_BYTES, Math.floor(c.MAX_INFLIGHT_BYTES / 4)))
+  return { ...c, MAX_REQUEST_BYTES, MAX_INFLIGHT_BYTES_PER_CLIENT: c.MAX_INFLIGHT_BYTES_PER_CLIENT ?? share }
+})
   .refine((c) => c.MAX_REQUEST_BYTES >= c.MAX_UPLOAD_BYTES, { path: ['MAX_REQUEST_BYTES'], message: 'must be at least MAX_UPLOAD_BYTES' })
   .refine((c) => c.MAX_INFLIGHT_BYTES >= c.MAX_REQUEST_BYTES, { path: ['MAX_INFLIGHT_BYTES'], message: 'must be at least MAX_REQUEST_BYTES' })
+  .refine((c) => c.MAX_INFLIGHT_BYTES_PER_CLIENT >= c.MAX_REQUEST_BYTES && c.MAX_INFLIGHT_BYTES_PER_CLIENT <= c.MAX_INFLIGHT_BYTES, { path: ['MAX_INFLIGHT_BYTES_PER_CLIENT'], message: 'must be between MAX_REQUEST_BYTES and MAX_INFLIGHT_BYTES' })
   .refine((c) => c.DECODE_MEMORY_BYTES >= decodeMemory(c.MAX_DECODE_BYTES), { path: ['DECODE_MEMORY_BYTES'], message: 'must be at least 1.3 × MAX_DECODE_BYTES + 8 MiB, the memory one image of that size takes to decode' })
 
 export type Config = z.infer<typeof ConfigSchema>

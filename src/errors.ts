@@ -31,6 +31,11 @@ export const ReloadFailedError = createError('ISOMAX_RELOAD_FAILED', 'Nothing ch
 export const RepositoryError = createError('ISOMAX_REPOSITORY_INVALID', 'The manifest file cannot be listed: %s', 422)
 export const RouteNotFoundError = createError('ISOMAX_NOT_FOUND', 'route %s %s not found', 404)
 
+// A model whose output for an input is NaN or infinite (a bring-your-own model on an all-black
+// image, an FP32 tensor that overflows inside the graph): no score, so no decision. Not our
+// fault and not retryable, so neither 500 nor 503.
+export const NonFiniteOutputError = createError('ISOMAX_NON_FINITE_OUTPUT', '%s', 422)
+
 export const OverloadedError = createError('ISOMAX_OVERLOADED', '%s', 503)
 export const DeadlineExceededError = createError('ISOMAX_DEADLINE_EXCEEDED', '%s', 503)
 export const ShuttingDownError = createError('ISOMAX_SHUTTING_DOWN', 'The server is shutting down; retry on another replica', 503)

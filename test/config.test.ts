@@ -47,3 +47,33 @@ t.test('UI_ENABLED and API_DOCS_ENABLED: on by default, off with false or 0, any
   t.match(err.message, /UI_ENABLED: .*"true".*"false"/)
   t.match(err.message, /API_DOCS_ENABLED: .*"true".*"false"/)
 })
+
+// Issue 20, defect 4: a token with whitespace started the service and then answered every
+// admin call 401, since "Authorization: Bearer <token>" cannot carry it.
+t.test('ADMIN_TOKEN: the line break a Secret file adds is removed; other whitespace is refused at start', async (t) => {
+  const token = 'correct-horse-battery-staple'
+  t.equal(loadConfig({ ADMIN_TOKEN: token }).ADMIN_TOKEN, token)
+  t.equal(loadConfig({ ADMIN_TOKEN: `${token}\n` }).ADMIN_TOKEN, token, 'a trailing newline (kubectl create secret --from-file, echo)')
+  t.equal(loadConfig({ ADMIN_TOKEN: `${token}\r\n` }).ADMIN_TOKEN, token, 'a trailing CRLF')
+  for (const [what, value] of [
+    ['a trailing space', `${token} `],
+    ['a leading space', ` ${token}`],
+    ['a passphrase with spaces', 'correct horse battery staple'],
+    ['a tab inside', 'correct-horse\tbattery-staple'],
+    ['a line break inside', 'correct-horse\nbattery-staple'],
+    ['a non-ASCII character', 'correct-hörse-battery-staple']
+  ] as const) {
+    const err = t.throws(() => loadConfig({ ADMIN_TOKEN: value }), what) as ConfigError
+    t.type(err, ConfigError, what)
+    t.match(err.message, /ADMIN_TOKEN: must be printable ASCII with no spaces/, what)
+  }
+  t.throws(() => loadConfig({ ADMIN_TOKEN: 'short\n' }), { message: /ADMIN_TOKEN: must be at least 16 characters/ })
+})
+
+t.test('MAX_INFLIGHT_BYTES_PER_CLIENT: a quarter of MAX_INFLIGHT_BYTES unless set, at least MAX_REQUEST_BYTES, at most the whole', async (t) => {
+  t.equal(loadConfig({}).MAX_INFLIGHT_BYTES_PER_CLIENT, 32 * 1024 * 1024)
+  t.equal(loadConfig({ MAX_INFLIGHT_BYTES: String(16 * 1024 * 1024) }).MAX_INFLIGHT_BYTES_PER_CLIENT, 10 * 1024 * 1024, 'never below one whole request')
+  t.equal(loadConfig({ MAX_INFLIGHT_BYTES_PER_CLIENT: String(128 * 1024 * 1024) }).MAX_INFLIGHT_BYTES_PER_CLIENT, 128 * 1024 * 1024, 'the whole budget (behind a proxy)')
+  t.throws(() => loadConfig({ MAX_INFLIGHT_BYTES_PER_CLIENT: String(1024 * 1024) }), { message: /MAX_INFLIGHT_BYTES_PER_CLIENT: must be between MAX_REQUEST_BYTES and MAX_INFLIGHT_BYTES/ })
+  t.throws(() => loadConfig({ MAX_INFLIGHT_BYTES_PER_CLIENT: String(256 * 1024 * 1024) }), { message: /MAX_INFLIGHT_BYTES_PER_CLIENT: must be between/ })
+})

@@ -8,6 +8,7 @@ import { z } from 'zod'
 import { BadRequestError } from '../errors.js'
 import type { LoadedModel } from '../registry/load-manifest.js'
 import { readBytesElements, splitBody, takeBinary } from './binary-body.js'
+import { jsonShapeProblem, type JsonShapeLimits } from './json-shape.js'
 
 export const IMAGE_INPUT = 'image'
 
@@ -54,10 +55,22 @@ export interface InferLimits {
   maxJsonBytes: number
 }
 
-function parseHeader (header: Buffer, limits: InferLimits): InferRequest {
+/**
+ * The JSON shapes a request may have: a few levels of objects around tensor data nested at most
+ * 8 deep (the shape's rank), tens of keys, and as many elements as MAX_FILES samples hold plus
+ * room for shapes, outputs and parameters. Far more than any client sends, far less than what
+ * stalls the event loop.
+ */
+export function jsonShapeLimits (limits: InferLimits, sampleSize: number): JsonShapeLimits {
+  return { maxDepth: 16, maxKeys: 1024, maxElements: limits.maxElements * Math.max(1, sampleSize) + 4096 }
+}
+
+function parseHeader (header: Buffer, limits: InferLimits, sampleSize: number): InferRequest {
   if (header.length > limits.maxJsonBytes) {
     throw new BadRequestError(`the JSON part of the request is ${header.length} bytes, more than ${limits.maxJsonBytes}; send tensor data in binary (binary_data_size)`)
   }
+  const problem = jsonShapeProblem(header, jsonShapeLimits(limits, sampleSize))
+  if (problem !== null) throw new BadRequestError(`the inference request's JSON is ${problem}; send tensor data flat or nested as its shape, or in binary (binary_data_size)`)
   let raw: unknown
   try {
     raw = JSON.parse(header.toString('utf8'))
@@ -72,24 +85,47 @@ function parseHeader (header: Buffer, limits: InferLimits): InferRequest {
   return parsed.data
 }
 
-/** Nested JSON arrays to a flat list of `count` leaves, row-major; refuses anything ragged. */
-export function flattenData (data: unknown, count: number, what: string): unknown[] {
-  const out: unknown[] = []
-  const stack: unknown[] = [data]
-  while (stack.length > 0) {
-    const v = stack.pop()
-    if (Array.isArray(v)) {
-      for (let i = v.length - 1; i >= 0; i--) stack.push(v[i])
-    } else {
-      out.push(v)
-    }
-    if (out.length > count) break
+const product = (shape: number[]): number => shape.reduce((a, b) => a * b, 1)
+
+/** Where the `i`-th value (row-major) sits in a tensor of `shape`: "[0, 0, 3, 17]". */
+function at (i: number, shape: number[]): string {
+  const index = new Array<number>(shape.length)
+  for (let d = shape.length - 1; d >= 0; d--) {
+    const size = shape[d] as number
+    index[d] = i % size
+    i = Math.floor(i / size)
   }
-  if (out.length !== count) throw new BadRequestError(`${what}: data has ${out.length > count ? 'more than ' : ''}${out.length} values, the shape says ${count}`)
-  return out
+  return `[${index.join(', ')}]`
 }
 
-const product = (shape: number[]): number => shape.reduce((a, b) => a * b, 1)
+/**
+ * JSON `data` as a flat list of the shape's values, row-major. The protocol allows it flat
+ * (one list of every value) or nested exactly as the shape; anything else — ragged rows, a
+ * nesting that is neither — is refused, naming where it departs from the shape.
+ */
+export function flattenData (data: unknown, shape: number[], what: string): unknown[] {
+  const count = product(shape)
+  if (!Array.isArray(data)) throw new BadRequestError(`${what}: data must be a list of values`)
+  if (!data.some(Array.isArray)) {
+    if (data.length !== count) throw new BadRequestError(`${what}: data has ${data.length} values, the shape says ${count}`)
+    return data
+  }
+  const out: unknown[] = []
+  const walk = (v: unknown, dim: number, path: string): void => {
+    if (dim === shape.length) {
+      if (Array.isArray(v)) throw new BadRequestError(`${what}: ${path} is a list; the shape [${shape.join(', ')}] has ${shape.length} dimensions`)
+      out.push(v)
+      return
+    }
+    if (!Array.isArray(v) || v.length !== shape[dim]) {
+      const got = Array.isArray(v) ? `${v.length} elements` : 'a single value'
+      throw new BadRequestError(`${what}: ${path} has ${got}, the shape [${shape.join(', ')}] says ${shape[dim]} (data must be flat, or nested exactly as the shape)`)
+    }
+    v.forEach((x, i) => walk(x, dim + 1, `${path}[${i}]`))
+  }
+  walk(data, 0, 'data')
+  return out
+}
 
 function imagesInput (t: z.infer<typeof TensorSchema>, binary: Buffer | undefined, limits: InferLimits): ModelInput {
   const what = `input "${t.name}"`
@@ -100,7 +136,7 @@ function imagesInput (t: z.infer<typeof TensorSchema>, binary: Buffer | undefine
   if (binary !== undefined) {
     images = readBytesElements(binary, n, what)
   } else if (t.data !== undefined) {
-    images = flattenData(t.data, n, what).map((v, i) => {
+    images = flattenData(t.data, t.shape, what).map((v, i) => {
       if (typeof v !== 'string') throw new BadRequestError(`${what}: element ${i}: BYTES data in JSON must be a base64 string (or send it in binary)`)
       if (!/^[A-Za-z0-9+/]*={0,2}$/.test(v)) throw new BadRequestError(`${what}: element ${i} is not base64`)
       return Buffer.from(v, 'base64')
@@ -130,18 +166,38 @@ function tensorInput (t: z.infer<typeof TensorSchema>, binary: Buffer | undefine
     if (binary.length !== count * 4) throw new BadRequestError(`${what}: binary_data_size is ${binary.length} bytes; FP32 [${t.shape.join(', ')}] is ${count * 4}`)
     // A copy: the body's bytes need not be 4-byte aligned, and the engine transfers buffers.
     data = new Float32Array(count)
-    for (let i = 0; i < count; i++) data[i] = binary.readFloatLE(i * 4)
+    for (let i = 0; i < count; i++) {
+      const v = binary.readFloatLE(i * 4)
+      if (!Number.isFinite(v)) throw new BadRequestError(`${what}: value ${i} is ${v} (element ${at(i, t.shape)}); FP32 inputs must be finite`)
+      data[i] = v
+    }
   } else if (t.data !== undefined) {
-    const values = flattenData(t.data, count, what)
+    const values = flattenData(t.data, t.shape, what)
     data = new Float32Array(count)
     values.forEach((v, i) => {
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw new BadRequestError(`${what}: value ${i} is not a finite number`)
+      if (typeof v !== 'number' || !Number.isFinite(v)) throw new BadRequestError(`${what}: value ${i} is not a finite number (element ${at(i, t.shape)})`)
+      // A double past ±3.4028235e38 is finite here and Infinity in a Float32Array.
+      if (!Number.isFinite(Math.fround(v))) throw new BadRequestError(`${what}: value ${i} is ${v}, beyond the FP32 range ±3.4028235e38 (element ${at(i, t.shape)})`)
       data[i] = v
     })
   } else {
     throw new BadRequestError(`${what}: no data (neither "data" nor parameters.binary_data_size)`)
   }
   return { kind: 'tensor', count: n, data }
+}
+
+/**
+ * `binary_data` (per output) and `binary_data_output` (per request) are booleans in the
+ * protocol; anything else ("yes", 1) was silently ignored, leaving the client JSON it did
+ * not ask for.
+ */
+function checkBinaryFlags (request: InferRequest): void {
+  const flag = request.parameters?.binary_data_output
+  if (flag !== undefined && typeof flag !== 'boolean') throw new BadRequestError(`parameters.binary_data_output must be true or false, got ${JSON.stringify(flag).slice(0, 40)}`)
+  for (const [i, out] of (request.outputs ?? []).entries()) {
+    const v = out.parameters?.binary_data
+    if (v !== undefined && typeof v !== 'boolean') throw new BadRequestError(`outputs[${i}] ("${out.name}"): parameters.binary_data must be true or false, got ${JSON.stringify(v).slice(0, 40)}`)
+  }
 }
 
 /**
@@ -156,7 +212,8 @@ export function parseInfer (body: Buffer, headerLength: string | string[] | unde
     return { request: { inputs: [{ name: IMAGE_INPUT, shape: [1], datatype: 'BYTES' }] }, input: { kind: 'images', images: [body] } }
   }
   const { header, binary } = splitBody(body, headerLength)
-  const request = parseHeader(header, limits)
+  const request = parseHeader(header, limits, model.input.channels * model.input.height * model.input.width)
+  checkBinaryFlags(request)
   if (request.inputs.length !== 1) {
     throw new BadRequestError(`the model takes one input, "${IMAGE_INPUT}" (BYTES) or "${model.input.name}" (FP32); got ${request.inputs.length}`)
   }

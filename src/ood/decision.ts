@@ -1,5 +1,6 @@
 // From one row of logits to what the API answers: prediction, top-k and the OOD decision.
 // Pure: no I/O, no Fastify; the route adds timings.
+import { NonFiniteOutputError } from '../errors.js'
 import type { CalibratedEntry } from '../registry/manifest-schema.js'
 import { argmax, maxOf, score, softmax, type GraphScores, type Logits } from './scores.js'
 import { conformalPValue } from './threshold.js'
@@ -34,8 +35,22 @@ export function thresholdFor (ood: Pick<CalibratedEntry['ood'], 'threshold' | 'c
   return ood.classThresholds?.[classIndex] ?? ood.threshold
 }
 
-/** `graph`: the scores the model's graph computed for this image (output.scores), if any. */
-export function decide (model: Pick<CalibratedEntry, 'labels' | 'ood' | 'output' | 'probabilities'>, logits: Logits, k: number, graph?: GraphScores): Decision {
+/** What makes a model's output unusable — "logit 3 is NaN" — or null when every number is finite. */
+export function nonFiniteOutput (logits: Logits, score: number): string | null {
+  for (let i = 0; i < logits.length; i++) {
+    if (!Number.isFinite(logits[i])) return `logit ${i} is ${logits[i] as number}`
+  }
+  return Number.isFinite(score) ? null : `the score is ${score}`
+}
+
+/**
+ * `graph`: the scores the model's graph computed for this image (output.scores), if any.
+ * A non-finite logit or score is never a decision: NaN < threshold is false, so it would
+ * read as accepted. It is an ISOMAX_NON_FINITE_OUTPUT error naming `what`.
+ */
+export function decide (model: Pick<CalibratedEntry, 'labels' | 'ood' | 'output' | 'probabilities'>, logits: Logits, k: number, graph?: GraphScores, what = 'the input'): Decision {
+  const problem = nonFiniteOutput(logits, score(model.ood.score, logits, graph))
+  if (problem !== null) throw new NonFiniteOutputError(`the model's output for ${what} is not finite (${problem}): it cannot be scored or judged in or out of distribution`)
   const probabilities = softmax(logits, model.probabilities?.temperature ?? 1)
   const order = Array.from(probabilities.keys()).sort((a, b) => (probabilities[b] as number) - (probabilities[a] as number))
   const classIndex = argmax(logits)

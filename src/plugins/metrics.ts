@@ -54,8 +54,9 @@ export function oodScoreBuckets (models: Iterable<LoadedModel>): number[] {
 export function observeClassified (metrics: ServiceMetrics, model: string, queueMs: number, ood: { reject: boolean, score: number, pValue?: number | undefined }): void {
   metrics.queueWait.observe({ model }, queueMs / 1000)
   metrics.predictions.inc({ model, outcome: ood.reject ? 'rejected' : 'accepted' })
-  metrics.oodScore.observe({ model }, ood.score)
-  if (ood.pValue !== undefined) metrics.oodPValue.observe({ model }, ood.pValue)
+  // decide() refuses a non-finite score; prom-client throws on one, after the counter above.
+  if (Number.isFinite(ood.score)) metrics.oodScore.observe({ model }, ood.score)
+  if (ood.pValue !== undefined && Number.isFinite(ood.pValue)) metrics.oodPValue.observe({ model }, ood.pValue)
 }
 
 export interface MetricsOptions {

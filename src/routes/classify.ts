@@ -32,6 +32,7 @@ const errorResponses = {
   404: ErrorSchema.describe('Unknown model'),
   413: ErrorSchema.describe('An image over MAX_UPLOAD_BYTES, a body over MAX_REQUEST_BYTES, an image over MAX_INPUT_PIXELS or MAX_DECODE_BYTES, or more than MAX_FILES images'),
   415: ErrorSchema.describe('Content-Type not accepted, or an image format this service does not decode (SVG, PDF, GIF, ...)'),
+  422: ErrorSchema.describe('The model\'s output for an image is not finite (NaN or infinite): no score, no decision (ISOMAX_NON_FINITE_OUTPUT)'),
   503: ErrorSchema.describe('Overloaded (queue full, or request bodies in flight over MAX_INFLIGHT_BYTES), deadline passed in the queue, or shutting down; retry (see Retry-After)')
 }
 
@@ -50,7 +51,7 @@ export default async function classifyRoutes (app: FastifyInstance, opts: Classi
       input = tensor
       return tensor
     }, opts.requestTimeoutMs)
-    const decision = decide(model, run.logits, query.topK ?? DEFAULT_TOP_K, graphScoresOf(model.output, run.scores))
+    const decision = decide(model, run.logits, query.topK ?? DEFAULT_TOP_K, graphScoresOf(model.output, run.scores), what)
     observeClassified(metrics, model.name, run.queueMs, decision.ood)
     return {
       model: model.name,

@@ -1,6 +1,7 @@
 // The request's images as buffers: every `image` part of a multipart form, or the raw body.
 import type { FastifyRequest } from 'fastify'
 import { BadRequestError, EmptyBodyError, NoImageError, PayloadTooLargeError } from '../errors.js'
+import { takeBodyBytes } from '../plugins/body-budget.js'
 
 export interface UploadedImage {
   data: Buffer
@@ -45,13 +46,19 @@ async function readForm (req: FastifyRequest, { maxUploadBytes, maxRequestBytes 
   const images: UploadedImage[] = []
   let total = 0
   for await (const part of req.parts()) {
-    if (part.type !== 'file') continue
+    // Every byte of the form that is held is charged to the body budget as it arrives
+    // (plugins/body-budget.ts); a field's value is in memory by now.
+    if (part.type !== 'file') {
+      takeBodyBytes(req, Buffer.byteLength(String(part.value)))
+      continue
+    }
     // Read the part even when it is refused, so the stream stays in step; count every byte
     // against the whole form's bound while reading, not after (a chunked form declares none).
     const chunks: Buffer[] = []
     for await (const chunk of part.file as AsyncIterable<Buffer>) {
       total += chunk.length
       if (total > maxRequestBytes) throw new PayloadTooLargeError(`the form carries more than ${maxRequestBytes} bytes (MAX_REQUEST_BYTES)`)
+      takeBodyBytes(req, chunk.length)
       chunks.push(chunk)
     }
     // busboy stops a file at MAX_UPLOAD_BYTES and marks it truncated.

@@ -67,6 +67,7 @@ const errors = {
   414: OipErrorSchema.describe('A model name or version longer than 200 characters'),
   413: OipErrorSchema.describe('A body over MAX_REQUEST_BYTES, or an image over the decode limits'),
   415: OipErrorSchema.describe('An image format this service does not decode'),
+  422: OipErrorSchema.describe('The model\'s output for an input is not finite (NaN or infinite): no score, no decision'),
   503: OipErrorSchema.describe('Overloaded or shutting down; retry (see Retry-After)')
 }
 
@@ -111,8 +112,8 @@ export default async function v2Routes (app: FastifyInstance, opts: V2RouteOptio
       ? input.images.map(async (img, i) => await batcher.prepareAndSubmit(async () => (await preprocess(img, model.input, opts.limits, `image ${i + 1}`)).tensor, opts.requestTimeoutMs))
       : Array.from({ length: input.count }, async (_, i) => await batcher.submit(input.data.subarray(i * sample, (i + 1) * sample), opts.requestTimeoutMs))
     const results = await Promise.all(runs)
-    return results.map((run) => {
-      const decision = decide(model, run.logits, 1, graphScoresOf(model.output, run.scores))
+    return results.map((run, i) => {
+      const decision = decide(model, run.logits, 1, graphScoresOf(model.output, run.scores), input.kind === 'images' ? `image ${i + 1}` : `sample ${i}`)
       observeClassified(metrics, model.name, run.queueMs, decision.ood)
       return { logits: run.logits, decision }
     })

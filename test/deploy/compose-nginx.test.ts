@@ -9,6 +9,7 @@ import Fastify from 'fastify'
 import t from 'tap'
 import { parse } from 'yaml'
 import { directive, directives, findNginx, nginxSize, nginxTest, readNginxConf, renderNginxConf, upstreamServers, writeNginxConf } from '../../scripts/nginx-conf.js'
+import { REQUEST_ID } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { REPO } from '../helpers/data.js'
 
@@ -66,6 +67,9 @@ for (const [name, s] of [['isomax', isomax], ['isomax-gpu', gpu]] as const) {
     const models = volume(s!, '/app/models')
     t.same(models, { source: './models', mode: 'ro' }, 'models mounted read-only over the image\'s')
     t.ok(config.MODELS_MANIFEST.startsWith('/app/models/'), 'the manifest is read from the mount')
+    // Behind nginx every request comes from nginx's address, and nginx buffers bodies whole.
+    t.equal(config.MAX_INFLIGHT_BYTES_PER_CLIENT, config.MAX_INFLIGHT_BYTES, 'nginx, the one client, may use the whole body budget')
+    t.equal(config.ADMIN_TOKEN, undefined, 'no admin routes on replicas behind the public load balancer')
   })
 }
 
@@ -113,7 +117,10 @@ t.test('nginx.conf: body limit equals the service\'s MAX_UPLOAD_BYTES default', 
 t.test('nginx.conf: X-Request-Id passed on (the caller\'s, else nginx\'s), keep-alive upstream', async (t) => {
   const headers = directives(conf, 'proxy_set_header')
   t.ok(headers.some(([h, v]) => h === 'X-Request-Id' && v === '$request_id_or_incoming'))
-  t.match(conf, /map \$http_x_request_id \$request_id_or_incoming \{\s*default \$http_x_request_id;\s*""\s+\$request_id;\s*\}/)
+  // Only an id the service accepts too (src/app.ts), else nginx's own: one id in both logs
+  // (test/deploy/lb-exposure.test.ts checks it through nginx).
+  t.match(conf, /map \$http_x_request_id \$request_id_or_incoming \{\s*"~([^"]+)"\s+\$http_x_request_id;\s*default\s+\$request_id;\s*\}/)
+  t.equal(/map \$http_x_request_id \$request_id_or_incoming \{\s*"~([^"]+)"/.exec(conf)?.[1], REQUEST_ID.source, 'the same pattern as the service')
   t.ok(headers.some(([h, v]) => h === 'Connection' && v === '""'), 'Connection "" for upstream keep-alive')
   t.same(directive(conf, 'proxy_http_version'), ['1.1'])
   t.ok(Number(directive(conf, 'keepalive')[0]) > 0)

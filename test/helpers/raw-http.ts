@@ -37,11 +37,12 @@ function complete (text: string): boolean {
  * Send `parts` (written one after another, `gapMs` apart) and collect the response: until it
  * is complete (then the client hangs up), the server closes the connection, or `timeoutMs`.
  */
-export async function rawRequest (port: number, parts: Array<string | Buffer>, opts: { gapMs?: number, timeoutMs?: number } = {}): Promise<RawResponse> {
+export async function rawRequest (port: number, parts: Array<string | Buffer>, opts: { gapMs?: number, timeoutMs?: number, localAddress?: string } = {}): Promise<RawResponse> {
   return await new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let reset = false
-    const socket = net.connect(port, '127.0.0.1', () => {
+    // localAddress (127.0.0.2, ...): another client, as the per-client body budget sees it.
+    const socket = net.connect({ port, host: '127.0.0.1', ...(opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {}) }, () => {
       const write = (i: number): void => {
         if (i >= parts.length || socket.destroyed) return
         const p = parts[i]!

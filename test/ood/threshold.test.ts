@@ -35,3 +35,14 @@ t.test('p-values of exchangeable scores are (super-)uniform', async (t) => {
     t.ok(rate <= alpha + 0.02, `P(p ≤ ${alpha}) = ${rate.toFixed(3)}`)
   }
 })
+
+// Issue 20, defect 3: calibrate on a model whose output is NaN for some inputs wrote a NaN
+// threshold (or printed a thousand-line manifest error); it is refused in one line.
+t.test('non-finite calibration scores are refused in one line, counted by kind', async (t) => {
+  const scores = [...Array.from({ length: 997 }, (_, i) => i), NaN, Infinity, NaN]
+  const err = t.throws(() => thresholdAtTpr(scores, 0.95)) as Error
+  t.type(err, RangeError)
+  t.match(err.message, /^3 of 1000 scores are not finite \(NaN ×2, Infinity ×1; the first is number 998\): the model's output is NaN or infinite/)
+  t.notMatch(err.message, /\n/, 'one line')
+  t.equal(thresholdAtTpr(scores.slice(0, 997), 0.95), 48, 'the finite ones alone calibrate')
+})
