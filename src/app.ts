@@ -13,6 +13,7 @@ import type { Config } from './config.js'
 import { API_TAGS, patchDocument } from './openapi/document.js'
 import { PACKAGE_VERSION } from './version.js'
 import type { Engine } from './inference/engine.js'
+import dataPlane from './plugins/data-plane.js'
 import enginePlugin from './plugins/engine.js'
 import bodyBudget from './plugins/body-budget.js'
 import { clientErrorHandler, frameworkErrors } from './http/client-errors.js'
@@ -151,19 +152,18 @@ export const app = fp<AppOptions>(async function isomaxApp (fastify, opts) {
   })
   await fastify.register(enginePlugin, { engine })
   await fastify.register(repositoryPlugin, { manifestFile: engine.manifest.file })
+  await fastify.register(dataPlane, { limits, requestTimeoutMs: config.REQUEST_TIMEOUT_MS })
 
   await fastify.register(healthRoutes)
   await fastify.register(modelRoutes)
   await fastify.register(metricsRoutes)
   if (config.ADMIN_TOKEN !== undefined) await fastify.register(adminRoutes, { token: config.ADMIN_TOKEN })
   await fastify.register(v2Routes, {
-    limits,
-    requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
     maxRequestBytes: config.MAX_REQUEST_BYTES,
     infer: { maxElements: config.MAX_FILES, maxImageBytes: config.MAX_UPLOAD_BYTES, maxJsonBytes: V2_MAX_JSON_BYTES },
     repository: config.ADMIN_TOKEN !== undefined
   })
-  await fastify.register(classifyRoutes, { limits, requestTimeoutMs: config.REQUEST_TIMEOUT_MS, body: { maxUploadBytes: config.MAX_UPLOAD_BYTES, maxRequestBytes: config.MAX_REQUEST_BYTES } })
+  await fastify.register(classifyRoutes, { body: { maxUploadBytes: config.MAX_UPLOAD_BYTES, maxRequestBytes: config.MAX_REQUEST_BYTES } })
 
   // Pages for people, each in its own context (their CSP stays off the API's routes); off by
   // config, their paths are 404s like any unknown route.

@@ -2,23 +2,15 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { z } from 'zod'
-import { BadRequestError, ModelNotFoundError } from '../errors.js'
-import { decide } from '../ood/decision.js'
-import { graphScoresOf } from '../ood/scores.js'
+import { BadRequestError } from '../errors.js'
 import { inputImageDataUrl } from '../preprocess/input-image.js'
-import { preprocess, type PreprocessLimits } from '../preprocess/preprocess.js'
-import type { LoadedModel } from '../registry/load-manifest.js'
-import { observeClassified } from '../plugins/metrics.js'
 import { readImages, type BodyLimits } from './read-images.js'
 import { ClassifyQuerySchema, ClassifyResponseSchema, ErrorSchema, ModelParamsSchema, TOPK_RULE, type ClassifyResultSchema } from './schemas.js'
-import type { Generation } from '../inference/generation.js'
 
 type ClassifyResult = z.infer<typeof ClassifyResultSchema>
 type ClassifyQuery = z.infer<typeof ClassifyQuerySchema>
 
 export interface ClassifyRouteOptions {
-  limits: PreprocessLimits
-  requestTimeoutMs: number
   body: BodyLimits
 }
 
@@ -37,53 +29,31 @@ const errorResponses = {
 }
 
 export default async function classifyRoutes (app: FastifyInstance, opts: ClassifyRouteOptions): Promise<void> {
-  const { engine, metrics } = app
-  const { limits } = opts
-
-  async function classifyOne (generation: Generation, model: LoadedModel, data: Buffer, what: string, query: ClassifyQuery, startedAt: number): Promise<ClassifyResult> {
-    let decodeMs = 0
-    let input: Float32Array | undefined
-    // Admission comes first: an overloaded model answers 503 without decoding the image.
-    const run = await generation.batcher(model.name).prepareAndSubmit(async () => {
-      const t0 = performance.now()
-      const { tensor } = await preprocess(data, model.input, limits, what)
-      decodeMs = performance.now() - t0
-      input = tensor
-      return tensor
-    }, opts.requestTimeoutMs)
-    const decision = decide(model, run.logits, query.topK ?? DEFAULT_TOP_K, graphScoresOf(model.output, run.scores), what)
-    observeClassified(metrics, model.name, run.queueMs, decision.ood)
-    return {
-      model: model.name,
-      version: model.version,
-      ...decision,
-      ...(query.include.includes('logits') ? { logits: Array.from(run.logits) } : {}),
-      ...(query.include.includes('input') && input !== undefined ? { input: await inputImageDataUrl(input, model.input) } : {}),
-      batchSize: run.batchSize,
-      timings: {
-        decode: round(decodeMs),
-        queue: round(run.queueMs),
-        inference: round(run.inferenceMs),
-        total: round(performance.now() - startedAt)
-      }
-    }
-  }
-
-  // The whole request is served by the generation current when it starts: its model entry,
-  // threshold, version and sessions, whatever reload happens meanwhile.
+  // The whole request is served by the generation current when it starts (the data plane).
   async function handle (modelName: string | undefined, query: ClassifyQuery, req: FastifyRequest, reply: FastifyReply): Promise<ClassifyResult | ClassifyResult[]> {
     const startedAt = performance.now() - reply.elapsedTime
-    return await engine.use(async (generation) => {
-      const name = modelName ?? generation.manifest.defaultModel
-      const model = generation.model(name)
-      if (model === undefined) throw new ModelNotFoundError(name)
+    return await app.dataPlane.serve(modelName, undefined, async ({ model, predict }) => {
       const classes = model.labels.length
       if (query.topK !== undefined && query.topK > classes) {
         throw new BadRequestError(`invalid querystring: topK: must be at most ${classes}, the number of classes of "${model.name}" (${TOPK_RULE.replace(/^must be /, '')})`)
       }
-      query = { ...query, topK: query.topK ?? Math.min(DEFAULT_TOP_K, classes) }
+      const topK = query.topK ?? Math.min(DEFAULT_TOP_K, classes)
       const { images, multipart } = await readImages(req, opts.body)
-      const results = await Promise.all(images.map(async (img) => await classifyOne(generation, model, img.data, img.what, query, startedAt)))
+      const predictions = await predict({ kind: 'images', images }, { topK })
+      const results = await Promise.all(predictions.map(async (p): Promise<ClassifyResult> => ({
+        model: model.name,
+        version: model.version,
+        ...p.decision,
+        ...(query.include.includes('logits') ? { logits: Array.from(p.logits) } : {}),
+        ...(query.include.includes('input') ? { input: await inputImageDataUrl(p.input, model.input) } : {}),
+        batchSize: p.batchSize,
+        timings: {
+          decode: round(p.timings.decode),
+          queue: round(p.timings.queue),
+          inference: round(p.timings.inference),
+          total: round(performance.now() - startedAt)
+        }
+      })))
       return multipart ? results : results[0] as ClassifyResult
     })
   }

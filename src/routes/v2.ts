@@ -9,19 +9,13 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { PACKAGE_VERSION } from '../version.js'
 import { ModelNotFoundError, ModelNotLoadedError, ModelVersionNotFoundError, NotReadyError } from '../errors.js'
-import type { Generation } from '../inference/generation.js'
-import { decide } from '../ood/decision.js'
-import { graphScoresOf } from '../ood/scores.js'
 import { inferResponse, modelOutputs, type Classified } from '../oip/outputs.js'
-import { IMAGE_INPUT, parseInfer, type InferLimits, type ModelInput } from '../oip/request.js'
-import { observeClassified } from '../plugins/metrics.js'
-import { preprocess, type PreprocessLimits } from '../preprocess/preprocess.js'
+import { IMAGE_INPUT, parseInfer, type InferLimits } from '../oip/request.js'
 import type { LoadedModel } from '../registry/load-manifest.js'
+import type { Samples } from '../serving/data-plane.js'
 import { OipErrorSchema } from './schemas.js'
 
 export interface V2RouteOptions {
-  limits: PreprocessLimits
-  requestTimeoutMs: number
   infer: InferLimits
   maxRequestBytes: number
   /** The repository extension is on (ADMIN_TOKEN set). */
@@ -72,7 +66,7 @@ const errors = {
 }
 
 export default async function v2Routes (app: FastifyInstance, opts: V2RouteOptions): Promise<void> {
-  const { engine, metrics } = app
+  const { engine } = app
   // Any body, as bytes: JSON, JSON plus binary tensors, or one raw image (Triton's clients send
   // no Content-Type). Parsed by src/oip/request.ts, which bounds the JSON part.
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: opts.maxRequestBytes }, (_req, body, done) => { done(null, body) })
@@ -105,27 +99,15 @@ export default async function v2Routes (app: FastifyInstance, opts: V2RouteOptio
     }
   }
 
-  async function classifyAll (generation: Generation, model: LoadedModel, input: ModelInput): Promise<Classified[]> {
-    const batcher = generation.batcher(model.name)
-    const sample = model.input.channels * model.input.height * model.input.width
-    const runs = input.kind === 'images'
-      ? input.images.map(async (img, i) => await batcher.prepareAndSubmit(async () => (await preprocess(img, model.input, opts.limits, `image ${i + 1}`)).tensor, opts.requestTimeoutMs))
-      : Array.from({ length: input.count }, async (_, i) => await batcher.submit(input.data.subarray(i * sample, (i + 1) * sample), opts.requestTimeoutMs))
-    const results = await Promise.all(runs)
-    return results.map((run, i) => {
-      const decision = decide(model, run.logits, 1, graphScoresOf(model.output, run.scores), input.kind === 'images' ? `image ${i + 1}` : `sample ${i}`)
-      observeClassified(metrics, model.name, run.queueMs, decision.ood)
-      return { logits: run.logits, decision }
-    })
-  }
-
   async function infer (req: FastifyRequest, reply: FastifyReply, name: string, version: string | undefined): Promise<unknown> {
-    return await engine.use(async (generation) => {
-      const model = modelOf(generation, name, version)
+    return await app.dataPlane.serve(name, version, async ({ model, predict }) => {
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0)
       const header = req.headers['inference-header-content-length']
       const { request, input } = parseInfer(body, typeof header === 'string' ? header.trim() : header, model, opts.infer)
-      const rows = await classifyAll(generation, model, input)
+      const samples: Samples = input.kind === 'images'
+        ? { kind: 'images', images: input.images.map((data, i) => ({ data, what: `image ${i + 1}` })) }
+        : { kind: 'tensors', data: input.data, count: input.count }
+      const rows: Classified[] = (await predict(samples, { topK: 1 })).map((p) => ({ logits: p.logits, decision: p.decision }))
       const res = inferResponse(model, rows, request.outputs, { id: request.id, binaryOutput: request.parameters?.binary_data_output })
       if (res.binary.length === 0) return res.json
       const json = Buffer.from(JSON.stringify(res.json))
