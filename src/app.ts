@@ -17,7 +17,8 @@ import dataPlane from './plugins/data-plane.js'
 import enginePlugin from './plugins/engine.js'
 import bodyBudget from './plugins/body-budget.js'
 import { clientErrorHandler, frameworkErrors } from './http/client-errors.js'
-import errorHandler from './plugins/error-handler.js'
+import { errorHandler, notFoundHandler } from './http/error-handler.js'
+import { ErrorShapes } from './http/error-shapes.js'
 import lifecycle from './plugins/lifecycle.js'
 import linger from './plugins/linger.js'
 import metricsPlugin from './plugins/metrics.js'
@@ -25,13 +26,9 @@ import protocolChecks from './plugins/protocol-checks.js'
 import repositoryPlugin from './plugins/repository.js'
 import requestLog from './plugins/request-log.js'
 import { preprocessLimits } from './preprocess/limits.js'
-import { SUPPORTED_MEDIA_TYPES } from './preprocess/sniff.js'
-import adminRoutes from './routes/admin.js'
-import classifyRoutes from './routes/classify.js'
-import v2Routes from './routes/v2.js'
-import healthRoutes from './routes/health.js'
-import metricsRoutes from './routes/metrics.js'
-import modelRoutes from './routes/models.js'
+import oipHttp, { OIP_PREFIX } from './protocols/oip-http/index.js'
+import rest from './protocols/rest/index.js'
+import { restErrors } from './protocols/rest/errors.js'
 import apiDocs from './ui/api-docs.js'
 import tryItPage from './ui/try-it.js'
 
@@ -39,6 +36,8 @@ export interface AppOptions {
   config: Config
   /** Started by the caller (server.ts: Engine.start); the app closes it when it closes. */
   engine: Engine
+  /** Error shapes by URL prefix for errors before a route (serverOptions' handlers share it). */
+  shapes: ErrorShapes
 }
 
 export interface BuildOptions extends AppOptions {
@@ -61,11 +60,11 @@ function requestId (req: IncomingMessage): string {
  */
 export const V2_MAX_JSON_BYTES = 1024 * 1024
 
-/** Longest path parameter (a model name): routes/schemas.ts allows the same. */
+/** Longest path parameter (a model name): protocols/rest/schemas.ts allows the same. */
 export const MAX_PARAM_LENGTH = 200
 
 /** Server-level settings (limits, timeouts, logging) that a plugin cannot set. */
-export function serverOptions (config: Config, logger: FastifyBaseLogger | false = false): FastifyHttpOptions<Server> {
+export function serverOptions (config: Config, logger: FastifyBaseLogger | false, shapes: ErrorShapes): FastifyHttpOptions<Server> {
   return {
     ...(logger !== false ? { loggerInstance: logger } : { logger: false }),
     genReqId: requestId,
@@ -95,8 +94,8 @@ export function serverOptions (config: Config, logger: FastifyBaseLogger | false
       connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.round(config.REQUEST_TIMEOUT_MS / 4)))
     },
     // Errors from Node's HTTP parser and from the router, in the catalogue's format.
-    clientErrorHandler: clientErrorHandler(config.REQUEST_TIMEOUT_MS),
-    frameworkErrors: frameworkErrors(MAX_PARAM_LENGTH)
+    clientErrorHandler: clientErrorHandler(config.REQUEST_TIMEOUT_MS, shapes),
+    frameworkErrors: frameworkErrors(MAX_PARAM_LENGTH, shapes)
   } as FastifyHttpOptions<Server>
 }
 
@@ -105,17 +104,17 @@ export function serverOptions (config: Config, logger: FastifyBaseLogger | false
  * encapsulated (fastify-plugin), so server.ts sees its decorators (lifecycle, engine).
  */
 export const app = fp<AppOptions>(async function isomaxApp (fastify, opts) {
-  const { config, engine } = opts
+  const { config, engine, shapes } = opts
   // One set of preprocessing limits (and so one decode budget) for every route.
   const limits = preprocessLimits(config)
+  const errorLimits = { maxUploadBytes: config.MAX_UPLOAD_BYTES, maxFiles: config.MAX_FILES }
   fastify.setValidatorCompiler(validatorCompiler)
   fastify.setSerializerCompiler(serializerCompiler)
-
-  // The API takes images and forms only: no JSON or text parsers, so anything else is a 415.
+  // No JSON or text parsers by default: each protocol adds what it takes, so anything else is a 415.
   fastify.removeAllContentTypeParsers()
-  fastify.addContentTypeParser([...SUPPORTED_MEDIA_TYPES], { parseAs: 'buffer', bodyLimit: config.MAX_UPLOAD_BYTES }, (_req, body, done) => {
-    done(null, body)
-  })
+  // Outside any protocol (the pages, an unknown path): the catalogue's shape.
+  fastify.setErrorHandler(errorHandler(restErrors, errorLimits))
+  fastify.setNotFoundHandler(notFoundHandler(restErrors))
 
   await fastify.register(swagger, {
     openapi: {
@@ -140,8 +139,7 @@ export const app = fp<AppOptions>(async function isomaxApp (fastify, opts) {
     }
   })
   await fastify.register(lifecycle)
-  await fastify.register(errorHandler, { maxUploadBytes: config.MAX_UPLOAD_BYTES, maxFiles: config.MAX_FILES })
-  await fastify.register(protocolChecks)
+  await fastify.register(protocolChecks, { shapes })
   await fastify.register(linger)
   await fastify.register(bodyBudget, { maxRequestBytes: config.MAX_REQUEST_BYTES, maxInflightBytes: config.MAX_INFLIGHT_BYTES, maxInflightBytesPerClient: config.MAX_INFLIGHT_BYTES_PER_CLIENT })
   await fastify.register(requestLog)
@@ -154,16 +152,17 @@ export const app = fp<AppOptions>(async function isomaxApp (fastify, opts) {
   await fastify.register(repositoryPlugin, { manifestFile: engine.manifest.file })
   await fastify.register(dataPlane, { limits, requestTimeoutMs: config.REQUEST_TIMEOUT_MS })
 
-  await fastify.register(healthRoutes)
-  await fastify.register(modelRoutes)
-  await fastify.register(metricsRoutes)
-  if (config.ADMIN_TOKEN !== undefined) await fastify.register(adminRoutes, { token: config.ADMIN_TOKEN })
-  await fastify.register(v2Routes, {
+  // The protocols: codecs over the data plane, each in its own context with its own error shape.
+  // A new protocol is a new folder under src/protocols and one line here.
+  await fastify.register(rest, { body: { maxUploadBytes: config.MAX_UPLOAD_BYTES, maxRequestBytes: config.MAX_REQUEST_BYTES }, errors: errorLimits, adminToken: config.ADMIN_TOKEN })
+  await fastify.register(oipHttp, {
+    prefix: OIP_PREFIX,
     maxRequestBytes: config.MAX_REQUEST_BYTES,
     infer: { maxElements: config.MAX_FILES, maxImageBytes: config.MAX_UPLOAD_BYTES, maxJsonBytes: V2_MAX_JSON_BYTES },
-    repository: config.ADMIN_TOKEN !== undefined
+    errors: errorLimits,
+    shapes,
+    adminToken: config.ADMIN_TOKEN
   })
-  await fastify.register(classifyRoutes, { body: { maxUploadBytes: config.MAX_UPLOAD_BYTES, maxRequestBytes: config.MAX_REQUEST_BYTES } })
 
   // Pages for people, each in its own context (their CSP stays off the API's routes); off by
   // config, their paths are 404s like any unknown route.
@@ -174,10 +173,11 @@ export const app = fp<AppOptions>(async function isomaxApp (fastify, opts) {
 export default app
 
 /** A ready Fastify instance: server options plus the app plugin (server.ts, tests, scripts). */
-export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
-  const fastify = Fastify(serverOptions(opts.config, opts.logger ?? false)) as unknown as FastifyInstance
+export async function buildApp (opts: Omit<BuildOptions, 'shapes'>): Promise<FastifyInstance> {
+  const shapes = new ErrorShapes(restErrors)
+  const fastify = Fastify(serverOptions(opts.config, opts.logger ?? false, shapes)) as unknown as FastifyInstance
   try {
-    await fastify.register(app, opts)
+    await fastify.register(app, { ...opts, shapes })
     await fastify.ready()
   } catch (err) {
     // The engine is the app's from the start: a failed build must not leak its workers.

@@ -3,7 +3,7 @@
 // answers text. transformObject patches them into the generated document.
 import type { OpenAPIV3 } from 'openapi-types'
 import { z } from 'zod'
-import { InferRequestSchema } from '../oip/request.js'
+import { InferRequestSchema } from '../protocols/oip-http/request.js'
 
 // Every tag the routes use, in the order Swagger UI shows them (without this list, the order
 // the routes were registered in: /classify came last, after every /v2 operation).

@@ -3,7 +3,7 @@
 // Once the server is closing, a request that still arrives on an open keep-alive connection
 // gets our JSON 503 (ISOMAX_SHUTTING_DOWN, Connection: close) so a balancer resends it elsewhere.
 import fp from 'fastify-plugin'
-import { ShuttingDownError, errorBody } from '../errors.js'
+import { ShuttingDownError } from '../errors.js'
 
 export interface Lifecycle {
   /** Whether every model is loaded and warmed up; the engine plugin replaces this. */
@@ -34,7 +34,8 @@ export default fp(async function lifecyclePlugin (app) {
   app.addHook('preClose', async () => { lifecycle.closing = true })
   app.addHook('onRequest', async (_req, reply) => {
     if (!lifecycle.closing) return
-    const err = new ShuttingDownError()
-    await reply.code(503).header('connection', 'close').header('retry-after', '1').send(errorBody(err.code, err.message))
+    // Thrown, so that the protocol the request belongs to answers it in its own shape.
+    void reply.header('connection', 'close')
+    throw new ShuttingDownError()
   })
 }, { name: 'lifecycle' })

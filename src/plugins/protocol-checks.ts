@@ -3,15 +3,22 @@
 // lands here) and an Expect header other than 100-continue. Both answer from the catalogue.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import fp from 'fastify-plugin'
-import { BadRequestError, ExpectationFailedError, errorBody } from '../errors.js'
+import { BadRequestError, ExpectationFailedError } from '../errors.js'
+import type { ErrorShapes } from '../http/error-shapes.js'
 
-export default fp(async function protocolChecksPlugin (app) {
+export interface ProtocolChecksOptions {
+  /** Node answers `Expect` before any route: the shape comes from the URL's protocol. */
+  shapes: ErrorShapes
+}
+
+export default fp<ProtocolChecksOptions>(async function protocolChecksPlugin (app, opts) {
   app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
     const err = new ExpectationFailedError(String(req.headers.expect).slice(0, 100))
     app.log.info({ code: err.code, status: 417 }, err.message)
-    const body = JSON.stringify(errorBody(err.code, err.message))
+    const encoder = opts.shapes.for(req.url ?? '/')
+    const body = JSON.stringify(encoder.body(err.code, err.message))
     // The body was never asked for: close rather than read it.
-    res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' })
+    res.writeHead(417, { 'content-type': encoder.contentType, 'content-length': Buffer.byteLength(body), connection: 'close' })
     res.end(body)
   })
   app.addHook('onRequest', async (req) => {
@@ -19,4 +26,4 @@ export default fp(async function protocolChecksPlugin (app) {
       throw new BadRequestError('an HTTP/1.1 request needs a Host header')
     }
   })
-}, { name: 'protocol-checks', dependencies: ['error-handler'] })
+}, { name: 'protocol-checks' })

@@ -2,7 +2,7 @@
 // or very wide is refused in about a millisecond, before JSON.parse, while health probes stay
 // fast; ragged `data` and a non-boolean `binary_data` are 400s in the protocol's error shape.
 import t from 'tap'
-import { jsonShapeProblem } from '../../src/oip/json-shape.js'
+import { jsonShapeProblem } from '../../src/protocols/oip-http/json-shape.js'
 import { loadManifest } from '../../src/registry/load-manifest.js'
 import { MANIFEST } from '../helpers/data.js'
 import { fixturePng } from '../helpers/images.js'

@@ -2,9 +2,9 @@
 // in one vocabulary — logits, label, class_index, ood_score, ood_threshold, ood_reject,
 // ood_p_value, min_distance — as tensors of N rows, in JSON `data` or binary, with the classification
 // extension (`"parameters": {"classification": k}` on an output → BYTES "value:index:label").
-import { BadRequestError } from '../errors.js'
-import type { Decision } from '../ood/decision.js'
-import type { LoadedModel } from '../registry/load-manifest.js'
+import { BadRequestError } from '../../errors.js'
+import type { Decision } from '../../ood/decision.js'
+import type { LoadedModel } from '../../registry/load-manifest.js'
 import { writeBytesElements } from './binary-body.js'
 import type { RequestedOutput } from './request.js'
 

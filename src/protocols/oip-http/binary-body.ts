@@ -4,7 +4,7 @@
 // `parameters.binary_data_size`, in input order. Every length is checked against what is there
 // before anything is sliced, so bad framing can neither read past the body nor make the
 // server allocate from a length it was told.
-import { BadRequestError } from '../errors.js'
+import { BadRequestError } from '../../errors.js'
 
 export interface SplitBody {
   /** The JSON header's bytes (the whole body when there is no binary part). */

@@ -5,8 +5,8 @@
 // Data comes as JSON `data` (flat or nested, row-major; BYTES elements base64-encoded) or
 // binary (binary-body.ts). Every problem is a 400 naming the field.
 import { z } from 'zod'
-import { BadRequestError } from '../errors.js'
-import type { LoadedModel } from '../registry/load-manifest.js'
+import { BadRequestError } from '../../errors.js'
+import type { LoadedModel } from '../../registry/load-manifest.js'
 import { readBytesElements, splitBody, takeBinary } from './binary-body.js'
 import { jsonShapeProblem, type JsonShapeLimits } from './json-shape.js'
 

@@ -1,7 +1,7 @@
 // The request's images as buffers: every `image` part of a multipart form, or the raw body.
 import type { FastifyRequest } from 'fastify'
-import { BadRequestError, EmptyBodyError, NoImageError, PayloadTooLargeError } from '../errors.js'
-import { takeBodyBytes } from '../plugins/body-budget.js'
+import { BadRequestError, EmptyBodyError, NoImageError, PayloadTooLargeError } from '../../errors.js'
+import { takeBodyBytes } from '../../plugins/body-budget.js'
 
 export interface UploadedImage {
   data: Buffer

@@ -1,18 +1,18 @@
 // The Open Inference Protocol ("KServe v2", Triton's HTTP/REST API): server and model metadata,
 // health, and inference with the binary tensor data and classification extensions. The OOD
 // score and the calibrated reject travel with every prediction, as outputs next to the logits
-// (src/oip/outputs.ts). Errors are the protocol's `{"error": "message"}` (plugins/
-// error-handler.ts), with the catalogue's statuses: unknown model or version 404, bad input
-// 400, overload or draining 503 with Retry-After, our fault 500.
+// (outputs.ts). Registered under the /v2 prefix by index.ts, whose error handler answers in the
+// protocol's `{"error": "message"}` with the catalogue's statuses: unknown model or version 404,
+// bad input 400, overload or draining 503 with Retry-After, our fault 500.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { PACKAGE_VERSION } from '../version.js'
-import { ModelNotFoundError, ModelNotLoadedError, ModelVersionNotFoundError, NotReadyError } from '../errors.js'
-import { inferResponse, modelOutputs, type Classified } from '../oip/outputs.js'
-import { IMAGE_INPUT, parseInfer, type InferLimits } from '../oip/request.js'
-import type { LoadedModel } from '../registry/load-manifest.js'
-import type { Samples } from '../serving/data-plane.js'
+import { PACKAGE_VERSION } from '../../version.js'
+import { ModelNotFoundError, ModelNotLoadedError, ModelVersionNotFoundError, NotReadyError } from '../../errors.js'
+import { inferResponse, modelOutputs, type Classified } from './outputs.js'
+import { IMAGE_INPUT, parseInfer, type InferLimits } from './request.js'
+import type { LoadedModel } from '../../registry/load-manifest.js'
+import type { Samples } from '../../serving/data-plane.js'
 import { OipErrorSchema } from './schemas.js'
 
 export interface V2RouteOptions {
@@ -116,7 +116,8 @@ export default async function v2Routes (app: FastifyInstance, opts: V2RouteOptio
     })
   }
 
-  typed.get('/v2', {
+  typed.get('/', {
+    prefixTrailingSlash: 'no-slash',
     schema: { summary: 'Server metadata', tags: ['open inference protocol'], response: { 200: ServerMetadataSchema } }
   }, async () => ({
     name: 'isomax-serve',
@@ -124,11 +125,11 @@ export default async function v2Routes (app: FastifyInstance, opts: V2RouteOptio
     extensions: ['binary_tensor_data', 'classification', ...(opts.repository ? ['model_repository'] : [])]
   }))
 
-  typed.get('/v2/health/live', {
+  typed.get('/health/live', {
     schema: { summary: 'Liveness (200 = live)', tags: ['open inference protocol'], response: { 200: z.object({ live: z.boolean() }) } }
   }, async () => ({ live: true }))
 
-  typed.get('/v2/health/ready', {
+  typed.get('/health/ready', {
     schema: { summary: 'Readiness (200 = ready; 503 = not ready, with the reason)', tags: ['open inference protocol'], response: { 200: z.object({ ready: z.boolean() }), 503: OipErrorSchema } }
   }, async () => {
     requireReady()
@@ -136,7 +137,7 @@ export default async function v2Routes (app: FastifyInstance, opts: V2RouteOptio
   })
 
   for (const withVersion of [false, true]) {
-    const base = withVersion ? '/v2/models/:name/versions/:version' : '/v2/models/:name'
+    const base = withVersion ? '/models/:name/versions/:version' : '/models/:name'
     const params = withVersion ? VersionParams : NameParams
     const versionOf = (p: object): string | undefined => (p as { version?: string }).version
 

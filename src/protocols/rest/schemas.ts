@@ -1,7 +1,7 @@
 // Zod schemas of every request and response: they validate, serialise, type the handlers and
 // generate openapi/openapi.json, so the document cannot drift from the routes.
 import { z } from 'zod'
-import { SCORE_KINDS } from '../registry/manifest-schema.js'
+import { SCORE_KINDS } from '../../registry/manifest-schema.js'
 import { CLASSIFY_EXAMPLE } from './classify-example.js'
 
 export const ErrorSchema = z.object({
@@ -14,10 +14,6 @@ export const ErrorSchema = z.object({
 // Strict: a whole number in decimal digits. Number() would also take "1e1", "0x5" and "3.0",
 // which a user who typed them almost certainly did not mean as 10, 5 and 3.
 /** The Open Inference Protocol's error body, which /v2 routes answer (Triton's clients read it). */
-export const OipErrorSchema = z.object({
-  error: z.string().describe('What was wrong, for a human')
-}).meta({ id: 'OipError' })
-
 /** What topK may be, in every message that refuses one. */
 export const TOPK_RULE = 'must be a whole number in decimal digits (like 3), from 1 to the number of classes of the model (1000 at most)'
 

@@ -4,8 +4,8 @@
 import type { FastifyInstance } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { z } from 'zod'
-import { ModelNotFoundError } from '../errors.js'
-import type { LoadedModel } from '../registry/load-manifest.js'
+import { ModelNotFoundError } from '../../errors.js'
+import type { LoadedModel } from '../../registry/load-manifest.js'
 import { ErrorSchema, ModelDetailSchema, ModelParamsSchema, ModelsResponseSchema, type ModelInfoSchema } from './schemas.js'
 
 type ModelInfo = z.infer<typeof ModelInfoSchema>

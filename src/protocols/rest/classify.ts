@@ -2,8 +2,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { z } from 'zod'
-import { BadRequestError } from '../errors.js'
-import { inputImageDataUrl } from '../preprocess/input-image.js'
+import { BadRequestError } from '../../errors.js'
+import { inputImageDataUrl } from '../../preprocess/input-image.js'
 import { readImages, type BodyLimits } from './read-images.js'
 import { ClassifyQuerySchema, ClassifyResponseSchema, ErrorSchema, ModelParamsSchema, TOPK_RULE, type ClassifyResultSchema } from './schemas.js'
 
