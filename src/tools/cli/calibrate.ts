@@ -114,7 +114,7 @@ export async function calibrate (argv: string[], env: NodeJS.ProcessEnv = proces
     }
   }
   const probabilities = args['no-temperature'] === true ? undefined : temperature(logits, labels, dataset.description, date)
-  if (args['dry-run'] !== true) await updateCalibration(manifest.file, model.name, ood, probabilities)
+  if (args['dry-run'] !== true) await updateCalibration(manifest.file, model.name, ood, probabilities, { sha256: model.sha256 })
   process.stdout.write([
     `model            ${model.name} ${model.version}`,
     `data             ${dataset.description}`,
