@@ -35,7 +35,8 @@ export const ADD_USAGE = `usage: npm run models -- add --name NAME --onnx FILE -
 Adds an ONNX image classifier to the manifest: copies FILE to <manifest folder>/NAME/model.onnx,
 reads the input and output names and the input size from the graph, computes the sha256, and
 writes the entry without an "ood" block. The service serves only calibrated models: calibrate
-next (npm run calibrate), or here with --calibrate.
+next (npm run calibrate), or here with --calibrate. Safe beside other runs of the tools on the
+same manifest, and to interrupt (docs/byom.md).
 
   --name NAME              lower-case letters, digits, ".", "_" and "-"
   --onnx FILE              the exported model: input [batch, channels, height, width] float32,
@@ -62,7 +63,8 @@ next (npm run calibrate), or here with --calibrate.
   --max-queue-delay-ms MS  how long a batch waits to fill, 0 to 10000 (default 0)
   --default                make it the manifest's default model (a new manifest's first
                            model is the default anyway)
-  --force                  replace a model of the same name (its calibration is dropped)
+  --force                  replace a model of the same name (its calibration is dropped); the
+                           new file is NAME/model-<sha256 prefix>.onnx, the old one deleted
   --manifest FILE          default: $MODELS_MANIFEST, else models/manifest.json; created
                            when it does not exist
   --calibrate DATA         then calibrate on held-out in-distribution images: an image folder
@@ -355,7 +357,9 @@ function report (manifestFile: string, onnx: string, entry: ModelEntry, how: { n
   if (how.deleted.length > 0) lines.push(`deleted          ${how.deleted.join(', ')} (the replaced file)`)
   if (how.next) {
     lines.push(`next             npm run calibrate -- ${how.explicitManifest ? `--manifest ${manifestFile} ` : ''}--model ${entry.name} --score KIND --data PATH`,
-      '                 (until then the service serves the other models, not this one)')
+      how.isDefault
+        ? '                 (until then the service neither starts on this manifest nor reloads it: its default model must be calibrated)'
+        : '                 (until then the service serves the other models, not this one)')
   }
   process.stdout.write(lines.join('\n') + '\n')
 }
