@@ -4,9 +4,11 @@
 // the later one drops the earlier one's change (8 concurrent `models add`: 6 of 8 entries lost).
 //
 // The lock file is created with O_EXCL and says who holds it (pid, host, command, since when).
-// A holder on this host whose pid is gone (killed, crashed) left it stale: the next writer takes
-// it over and says so. A live holder is waited for, up to a bound, then named in the error.
+// A holder on this host whose pid is gone (killed, crashed), or belongs to a process started
+// after the lock was taken (the pid reused), left it stale: the next writer takes it over and
+// says so. A live holder is waited for, up to a bound, then named in the error.
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { open, readFile, stat, unlink } from 'node:fs/promises'
 import os from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -44,6 +46,37 @@ export function pidAlive (pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
+}
+
+/**
+ * When a process started (ms since the epoch), from Linux's /proc; undefined elsewhere. A pid
+ * is reused once its process is gone — in a container the tool often gets the same small pid
+ * every run — so a holder's pid alive does not mean the holder is.
+ */
+function processStart (pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // Field 22, counted after the command name, which may hold spaces and parentheses.
+    const startTicks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19])
+    const boot = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1])
+    // USER_HZ is 100 on every Linux build that matters here.
+    return Number.isFinite(startTicks) && Number.isFinite(boot) ? boot * 1000 + startTicks * 10 : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Tokens of the locks this process holds now: its own pid on a lock proves nothing more. */
+const held = new Set<string>()
+
+/** Whether the holder of a lock on this host is gone: its pid dead, or now another process's. */
+function holderGone (h: LockHolder): boolean {
+  if (h.pid === process.pid) return !held.has(h.token)
+  if (!pidAlive(h.pid)) return true
+  const start = processStart(h.pid)
+  const taken = Date.parse(h.started)
+  // A second of slack: the clock that stamped `started` and the boot time's are not the same.
+  return start !== undefined && Number.isFinite(taken) && start > taken + 1000
 }
 
 async function readHolder (file: string): Promise<{ text: string, holder?: LockHolder, ageMs: number } | undefined> {
@@ -119,17 +152,20 @@ export async function withManifestLock<T> (manifestFile: string, command: string
   const deadline = Date.now() + timeoutMs
   let delay = 5
   for (;;) {
-    if (await createExclusive(lockFile, text)) break
+    if (await createExclusive(lockFile, text)) {
+      held.add(me.token)
+      break
+    }
     const found = await readHolder(lockFile)
     if (found === undefined) continue // released between the two calls
     const h = found.holder
     const stale = h !== undefined
-      ? h.hostname === os.hostname() && !pidAlive(h.pid)
+      ? h.hostname === os.hostname() && holderGone(h)
       : found.ageMs > UNREADABLE_STALE_MS
     if (stale) {
       if (await breakStale(lockFile, found.text)) {
         notice(h !== undefined
-          ? `took over the lock ${lockFile} of pid ${h.pid} (no longer running; ${h.command} since ${h.started})`
+          ? `took over the lock ${lockFile} of pid ${h.pid} (no longer running${pidAlive(h.pid) ? ': the pid is another process\'s now' : ''}; ${h.command} since ${h.started})`
           : `took over the lock ${lockFile} (unreadable for ${Math.round(found.ageMs / 1000)} s: its writer died while creating it)`)
       } else {
         await sleep(1) // another writer is taking it over: see who wins
@@ -148,6 +184,7 @@ export async function withManifestLock<T> (manifestFile: string, command: string
   try {
     return await fn()
   } finally {
+    held.delete(me.token)
     const now = await readHolder(lockFile).catch(() => undefined)
     if (now?.text === text) await unlink(lockFile).catch(() => {})
   }

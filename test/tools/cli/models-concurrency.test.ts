@@ -184,6 +184,19 @@ t.test('a stale lock (its pid dead) is taken over with a message; a live one is 
   t.match(r.stderr, new RegExp(`took over the lock .*manifest\\.json\\.lock of pid ${dead} \\(no longer running; models add since 2026-01-01T00:00:00\\.000Z\\)`))
   t.notOk(existsSync(`${manifest}.lock`), 'released')
 
+  // A pid that lives on in another process: this one's own (a container gives the tool the same
+  // small pid every run), or a process started after the lock was taken.
+  const host = (await import('node:os')).hostname()
+  const sleeper = spawn('sleep', ['60'])
+  t.teardown(() => sleeper.kill('SIGKILL'))
+  await new Promise((resolve) => sleeper.on('spawn', resolve))
+  for (const pid of [process.pid, sleeper.pid!]) {
+    writeFileSync(`${manifest}.lock`, JSON.stringify({ pid, hostname: host, started: '2026-01-01T00:00:00.000Z', command: 'models remove', token: 'y' }) + '\n')
+    const reused = await inProcess(addArgs(manifest, `after-reused-${pid}`))
+    t.equal(reused.code, 0, reused.stderr)
+    t.match(reused.stderr, new RegExp(`took over the lock .* of pid ${pid} \\(no longer running: the pid is another process's now; models remove since 2026-01-01`), `pid ${pid} reused`)
+  }
+
   // A holder that is alive (this test's own process, holding it in another call).
   let release = (): void => {}
   const held = withManifestLock(manifest, 'models add', async () => await new Promise<void>((resolve) => { release = resolve }))
