@@ -48,7 +48,8 @@ export interface CalibrationResult {
   skipped: number
 }
 
-export async function calibrate (argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<CalibrationResult> {
+/** `manifestLine`: the report's last line, for a caller that writes the result itself (models add). */
+export async function calibrate (argv: string[], env: NodeJS.ProcessEnv = process.env, output: { manifestLine?: string } = {}): Promise<CalibrationResult> {
   const args = parse(argv, {
     model: { type: 'string' },
     data: { type: 'string' },
@@ -127,7 +128,7 @@ export async function calibrate (argv: string[], env: NodeJS.ProcessEnv = proces
     probabilities !== undefined
       ? `temperature      ${probabilities.temperature.toPrecision(4)}: NLL ${probabilities.nll.before.toFixed(4)} → ${probabilities.nll.after.toFixed(4)}, ECE (15 bins) ${probabilities.ece.before.toFixed(4)} → ${probabilities.ece.after.toFixed(4)} on ${probabilities.n} labelled images`
       : `temperature      not fitted (${args['no-temperature'] === true ? '--no-temperature' : 'the data has too few labels'}); probabilities stay softmax(logits)${model.probabilities !== undefined ? ' — the manifest keeps its temperature' : ''}`,
-    args['dry-run'] === true ? 'manifest         unchanged (--dry-run)' : `manifest         ${manifest.file}: the calibration of "${model.name}" rewritten`,
+    output.manifestLine ?? (args['dry-run'] === true ? 'manifest         unchanged (--dry-run)' : `manifest         ${manifest.file}: the calibration of "${model.name}" rewritten`),
     ''
   ].join('\n'))
   return { ood, probabilities, skipped: run.skipped.count }

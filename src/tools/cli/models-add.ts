@@ -1,7 +1,8 @@
 // npm run models -- add: one ONNX classifier into the manifest, with everything the graph
 // can tell (input and output names, channels, height, width) read from it, the sha256
 // computed, and the file copied next to the manifest. The entry is written without an `ood`
-// block: only calibrate writes that (with --calibrate, in the same command).
+// block: only calibrate computes that (with --calibrate, in the same command: into a manifest
+// that exists, before the entry is written, and written with it).
 //
 // Nothing is written until everything has been checked: the ONNX file is copied to a
 // temporary name beside the manifest, ONNX Runtime opens the copy, the service's own graph
@@ -12,7 +13,7 @@
 // and the replaced file deleted (manifest-change.ts): concurrent runs lose nothing, and a
 // killed one leaves a manifest the service starts on.
 import { randomBytes } from 'node:crypto'
-import { copyFile, mkdir, rm, rmdir, stat } from 'node:fs/promises'
+import { copyFile, mkdir, rm, rmdir, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { loadConfig } from '../../config.js'
 import { graphMismatches } from '../../registry/graph-check.js'
@@ -68,7 +69,9 @@ same manifest, and to interrupt (docs/byom.md).
   --manifest FILE          default: $MODELS_MANIFEST, else models/manifest.json; created
                            when it does not exist
   --calibrate DATA         then calibrate on held-out in-distribution images: an image folder
-                           (flat, or one subfolder per class), an IDX file or a built-in set
+                           (flat, or one subfolder per class), an IDX file or a built-in set.
+                           Into a manifest that exists, the model is calibrated first and
+                           written with its calibration: if that fails, nothing is added
   --score KIND             with --calibrate: the decision score, one of
                            ${SCORE_KINDS.join(', ')}
   --tpr T                  with --calibrate: the target true-positive rate (default 0.95)
@@ -211,6 +214,7 @@ export async function addModel (argv: string[], env: NodeJS.ProcessEnv = process
   let fromGraph: string[]
   let outcome: { change: ManifestChange, deleted: string[] }
   let before: RawManifest | undefined
+  let calibrated: CalibrationResult | undefined
   try {
     await copyFile(onnx, staged)
     const graph = await openOnnx(staged, onnx)
@@ -263,6 +267,14 @@ export async function addModel (argv: string[], env: NodeJS.ProcessEnv = process
       await graph.close()
     }
     parseManifest(manifestFile, withEntry(existing, entry, args.default === true)) // refused before the lock is even asked for
+    if (calibration !== undefined && existing !== undefined) {
+      // Into a manifest that is served: calibrate the checked copy first and write the entry
+      // with its `ood` block in one step, so a model is never in the file uncalibrated — a
+      // replaced model keeps being served until its successor is calibrated, and a default
+      // model never stops the service. A failed calibration adds nothing.
+      calibrated = await calibrateStaged(manifestFile, staged, entry, calibration, env)
+      entry = { ...entry, ood: calibrated.ood, ...(calibrated.probabilities !== undefined ? { probabilities: calibrated.probabilities } : {}) }
+    }
     await pauseAfter('staged', env)
 
     outcome = await changeManifest(manifestFile, args.force === true ? 'models add --force' : 'models add', env, (current) => {
@@ -288,9 +300,10 @@ export async function addModel (argv: string[], env: NodeJS.ProcessEnv = process
 
   const old = before?.models.find((m) => m.name === name)
   const isDefault = outcome.change.next.default === name
-  report(manifestFile, onnx, entry, { normalisation, created: before === undefined, replaced: old !== undefined, dropped: old?.ood !== undefined, isDefault, fromGraph, explicitManifest: args.manifest !== undefined, next: calibration === undefined, deleted: outcome.deleted })
-  const result: AddResult = { manifestFile, entry, created: before === undefined, replaced: old !== undefined, isDefault }
-  if (calibration !== undefined) {
+  report(manifestFile, onnx, entry, { normalisation, created: before === undefined, replaced: old !== undefined, dropped: old?.ood !== undefined && entry.ood === undefined, isDefault, fromGraph, explicitManifest: args.manifest !== undefined, next: calibration === undefined, deleted: outcome.deleted })
+  const result: AddResult = { manifestFile, entry, created: before === undefined, replaced: old !== undefined, isDefault, ...(calibrated !== undefined ? { calibration: calibrated } : {}) }
+  // A new manifest: nothing is served from it yet, so the entry goes in first and stays, uncalibrated, if calibrating fails.
+  if (calibration !== undefined && calibrated === undefined) {
     process.stdout.write('\n')
     try {
       result.calibration = await calibrate(['--manifest', manifestFile, '--model', name, '--data', calibration.data, '--score', calibration.score, '--tpr', String(calibration.tpr)], env)
@@ -300,6 +313,26 @@ export async function addModel (argv: string[], env: NodeJS.ProcessEnv = process
     }
   }
   return result
+}
+
+/**
+ * Calibrate the checked copy before anything is written: a scratch manifest beside the real
+ * one holds the entry alone, pointing at the copy; calibrate runs on it without writing.
+ */
+async function calibrateStaged (manifestFile: string, staged: string, entry: ModelEntry, calibration: { data: string, score: ScoreKind, tpr: number }, env: NodeJS.ProcessEnv): Promise<CalibrationResult> {
+  const scratch = tempName(manifestFile)
+  try {
+    await writeFile(scratch, JSON.stringify({ default: entry.name, models: [{ ...entry, path: path.basename(staged) }] }))
+    const result = await calibrate(['--manifest', scratch, '--model', entry.name, '--data', calibration.data, '--score', calibration.score, '--tpr', String(calibration.tpr), '--dry-run'], env,
+      { manifestLine: `manifest         ${manifestFile}: written with the entry (below), in one step` })
+    process.stdout.write('\n')
+    return result
+  } catch (err) {
+    (err as Error).message = `"${entry.name}" was not added to ${manifestFile}, which is unchanged: calibrating it failed: ${(err as Error).message}`
+    throw err
+  } finally {
+    await rm(scratch, { force: true })
+  }
 }
 
 function alreadyThere (name: string, manifestFile: string): UsageError {

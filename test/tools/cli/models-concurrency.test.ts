@@ -3,7 +3,7 @@
 // change applied to the manifest as it is when the lock is held, and an order (new file under a
 // new name → manifest → old file removed) that a SIGKILL at any step leaves servable.
 import { spawn } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t, { type Test } from 'tap'
 import { models } from '../../../src/tools/cli/models.js'
@@ -12,7 +12,7 @@ import { loadManifest, sha256File } from '../../../src/registry/load-manifest.js
 import { updateCalibration } from '../../../src/registry/update-manifest.js'
 import { withManifestLock } from '../../../src/registry/manifest-lock.js'
 import { readRepositoryFile } from '../../../src/repository/servable.js'
-import { MANIFEST, REPO } from '../../helpers/data.js'
+import { fashionTest, MANIFEST, png, REPO } from '../../helpers/data.js'
 import { copyModels } from '../../helpers/manifest-copy.js'
 
 const env = { EXECUTION_PROVIDER: 'cpu', INFERENCE_WORKERS: '1', LOG_LEVEL: 'silent' }
@@ -160,6 +160,36 @@ t.test('add --force killed at each step: the manifest is servable, and the next 
       t.same(transient(dir), [], 'no lock, journal or temporary copy left')
     })
   }
+})
+
+t.test('add --force --calibrate into a served manifest: the entry is written calibrated, in one step; a failed calibration adds nothing', async (t) => {
+  const manifest = modelsCopy()
+  const dir = path.dirname(manifest)
+  const images = path.join(dir, 'calibration-images')
+  mkdirSync(images)
+  for (const [i, { pixels }] of (await fashionTest(40)).entries()) writeFileSync(path.join(images, `${i}.png`), await png(pixels))
+  // The default model replaced: until now the entry was written first and calibrated after, and
+  // a kill in between left a manifest whose default is uncalibrated — the service refuses it.
+  const name = JSON.parse(readFileSync(manifest, 'utf8')).default as string
+  const killed = await spawnModels(addArgs(manifest, name, ISOMAXPLUS, '--head', 'isomaxplus', '--force', '--calibrate', images, '--score', 'mds', '--tpr', '0.9'), 'manifest')
+  t.equal(killed.signal, 'SIGKILL', killed.stderr)
+  t.match(killed.stdout, new RegExp(`^manifest {9}${manifest.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: written with the entry \\(below\\), in one step$`, 'm'))
+  await servable(t, manifest, 'killed right after the manifest was written')
+  const entry = (JSON.parse(readFileSync(manifest, 'utf8')) as { models: Array<{ name: string, sha256: string, ood?: { score: string, calibration: { n: number } } }> }).models.find((m) => m.name === name)!
+  t.equal(entry.sha256, await sha256File(ISOMAXPLUS), 'the new weights')
+  t.match(entry.ood, { score: 'mds', calibration: { n: 40 } }, 'calibrated on them, in the same write')
+
+  const junk = path.join(dir, 'junk')
+  mkdirSync(junk)
+  writeFileSync(path.join(junk, 'a.png'), 'not a png')
+  const before = readFileSync(manifest)
+  const failed = await inProcess(addArgs(manifest, 'never', SOFTMAX, '--calibrate', junk, '--score', 'msp'))
+  t.equal(failed.code, 2)
+  t.match(failed.stderr, /^models: error: "never" was not added to .*manifest\.json, which is unchanged: calibrating it failed: .*junk: none of the 1 images could be read/m)
+  t.same(readFileSync(manifest), before, 'the manifest unchanged')
+  t.notOk(existsSync(path.join(dir, 'never')), 'no folder')
+  // (The killed run's lock and journal are still there: the next run that takes the lock clears them.)
+  t.same(transient(dir).filter((f) => f.endsWith('.tmp')), [], 'no scratch manifest or copy left')
 })
 
 t.test('remove killed after the manifest was written: the next run deletes the files it left', async (t) => {
