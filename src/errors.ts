@@ -4,6 +4,8 @@
 import createError from '@fastify/error'
 
 export const ManifestError = createError('ISOMAX_MANIFEST_INVALID', '%s', 500)
+/** Another process holds <manifest>.lock past the wait (the tools that rewrite the manifest). */
+export const ManifestLockedError = createError('ISOMAX_MANIFEST_LOCKED', '%s', 503)
 export const ModelLoadError = createError('ISOMAX_MODEL_LOAD_FAILED', 'Model "%s" could not be loaded: %s', 500)
 export const ProviderUnavailableError = createError('ISOMAX_PROVIDER_UNAVAILABLE', 'Execution provider "%s" is not usable: %s', 500)
 

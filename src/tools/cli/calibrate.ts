@@ -48,7 +48,8 @@ export interface CalibrationResult {
   skipped: number
 }
 
-export async function calibrate (argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<CalibrationResult> {
+/** `manifestLine`: the report's last line, for a caller that writes the result itself (models add). */
+export async function calibrate (argv: string[], env: NodeJS.ProcessEnv = process.env, output: { manifestLine?: string } = {}): Promise<CalibrationResult> {
   const args = parse(argv, {
     model: { type: 'string' },
     data: { type: 'string' },
@@ -114,7 +115,7 @@ export async function calibrate (argv: string[], env: NodeJS.ProcessEnv = proces
     }
   }
   const probabilities = args['no-temperature'] === true ? undefined : temperature(logits, labels, dataset.description, date)
-  if (args['dry-run'] !== true) await updateCalibration(manifest.file, model.name, ood, probabilities)
+  if (args['dry-run'] !== true) await updateCalibration(manifest.file, model.name, ood, probabilities, { sha256: model.sha256 })
   process.stdout.write([
     `model            ${model.name} ${model.version}`,
     `data             ${dataset.description}`,
@@ -127,7 +128,7 @@ export async function calibrate (argv: string[], env: NodeJS.ProcessEnv = proces
     probabilities !== undefined
       ? `temperature      ${probabilities.temperature.toPrecision(4)}: NLL ${probabilities.nll.before.toFixed(4)} → ${probabilities.nll.after.toFixed(4)}, ECE (15 bins) ${probabilities.ece.before.toFixed(4)} → ${probabilities.ece.after.toFixed(4)} on ${probabilities.n} labelled images`
       : `temperature      not fitted (${args['no-temperature'] === true ? '--no-temperature' : 'the data has too few labels'}); probabilities stay softmax(logits)${model.probabilities !== undefined ? ' — the manifest keeps its temperature' : ''}`,
-    args['dry-run'] === true ? 'manifest         unchanged (--dry-run)' : `manifest         ${manifest.file}: the calibration of "${model.name}" rewritten`,
+    output.manifestLine ?? (args['dry-run'] === true ? 'manifest         unchanged (--dry-run)' : `manifest         ${manifest.file}: the calibration of "${model.name}" rewritten`),
     ''
   ].join('\n'))
   return { ood, probabilities, skipped: run.skipped.count }

@@ -7,6 +7,9 @@ import { parseManifest } from '../../registry/load-manifest.js'
 import { writeFileAtomic } from '../../registry/update-manifest.js'
 import { UsageError } from './args.js'
 
+/** The names `models add` gives a model's ONNX file in its folder: model.onnx, or model-<sha256 prefix>.onnx for a replacement. */
+export const MODEL_FILE = /^model(-[0-9a-f]+)*\.onnx$/
+
 export interface RawEntry extends Record<string, unknown> {
   name: string
   path: string

@@ -1,14 +1,19 @@
 // npm run models -- add: one ONNX classifier into the manifest, with everything the graph
 // can tell (input and output names, channels, height, width) read from it, the sha256
 // computed, and the file copied next to the manifest. The entry is written without an `ood`
-// block: only calibrate writes that (with --calibrate, in the same command).
+// block: only calibrate computes that (with --calibrate, in the same command: into a manifest
+// that exists, before the entry is written, and written with it).
 //
 // Nothing is written until everything has been checked: the ONNX file is copied to a
-// temporary name beside its target, ONNX Runtime opens the copy, the service's own graph
-// check and a trial run compare it with the entry, and the whole new manifest is validated;
-// only then is the copy renamed into place and the manifest replaced atomically.
+// temporary name beside the manifest, ONNX Runtime opens the copy, the service's own graph
+// check and a trial run compare it with the entry, and the whole new manifest is validated.
+// Only then, under the manifest's lock and against the manifest as it is at that moment, is
+// the copy moved into the model's folder under a name no entry uses (model.onnx, or
+// model-<sha256 prefix>.onnx beside the file it replaces), the manifest replaced atomically,
+// and the replaced file deleted (manifest-change.ts): concurrent runs lose nothing, and a
+// killed one leaves a manifest the service starts on.
 import { randomBytes } from 'node:crypto'
-import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises'
+import { copyFile, mkdir, rm, rmdir, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { loadConfig } from '../../config.js'
 import { graphMismatches } from '../../registry/graph-check.js'
@@ -20,15 +25,19 @@ import { calibrate, type CalibrationResult } from './calibrate.js'
 import { checkOutputWidth, perChannel, pickValue, sampleShape } from './graph-spec.js'
 import { readLabels } from './labels.js'
 import { readMetadata, type ModelMetadata } from './model-metadata.js'
-import { readManifestFile, writeManifestFile, type RawEntry, type RawManifest } from './manifest-file.js'
+import { changeManifest, type ManifestChange } from './manifest-change.js'
+import { MODEL_FILE, readManifestFile, type RawEntry, type RawManifest } from './manifest-file.js'
 import { openOnnx } from './onnx-graph.js'
+import { pauseAfter } from './test-pause.js'
+import { tempName } from '../../registry/update-manifest.js'
 
 export const ADD_USAGE = `usage: npm run models -- add --name NAME --onnx FILE --labels FILE|A,B,C --head HEAD --mean M --std S [options]
 
 Adds an ONNX image classifier to the manifest: copies FILE to <manifest folder>/NAME/model.onnx,
 reads the input and output names and the input size from the graph, computes the sha256, and
 writes the entry without an "ood" block. The service serves only calibrated models: calibrate
-next (npm run calibrate), or here with --calibrate.
+next (npm run calibrate), or here with --calibrate. Safe beside other runs of the tools on the
+same manifest, and to interrupt (docs/byom.md).
 
   --name NAME              lower-case letters, digits, ".", "_" and "-"
   --onnx FILE              the exported model: input [batch, channels, height, width] float32,
@@ -55,11 +64,14 @@ next (npm run calibrate), or here with --calibrate.
   --max-queue-delay-ms MS  how long a batch waits to fill, 0 to 10000 (default 0)
   --default                make it the manifest's default model (a new manifest's first
                            model is the default anyway)
-  --force                  replace a model of the same name (its calibration is dropped)
+  --force                  replace a model of the same name (its calibration is dropped); the
+                           new file is NAME/model-<sha256 prefix>.onnx, the old one deleted
   --manifest FILE          default: $MODELS_MANIFEST, else models/manifest.json; created
                            when it does not exist
   --calibrate DATA         then calibrate on held-out in-distribution images: an image folder
-                           (flat, or one subfolder per class), an IDX file or a built-in set
+                           (flat, or one subfolder per class), an IDX file or a built-in set.
+                           Into a manifest that exists, the model is calibrated first and
+                           written with its calibration: if that fails, nothing is added
   --score KIND             with --calibrate: the decision score, one of
                            ${SCORE_KINDS.join(', ')}
   --tpr T                  with --calibrate: the target true-positive rate (default 0.95)
@@ -183,24 +195,26 @@ export async function addModel (argv: string[], env: NodeJS.ProcessEnv = process
   }
 
   const manifestFile = path.resolve(args.manifest ?? loadConfig(env).MODELS_MANIFEST)
+  const dir = path.dirname(manifestFile)
+  // A refusal before the expensive checks; asked again under the lock, where it counts.
   const existing = await readManifestFile(manifestFile)
-  const at = existing?.models.findIndex((m) => m.name === name) ?? -1
-  if (at >= 0 && args.force !== true) {
-    throw new UsageError(`model "${name}" is already in ${manifestFile}: pass --force to replace it (its calibration is dropped), or choose another --name`)
-  }
+  if (existing?.models.some((m) => m.name === name) === true && args.force !== true) throw alreadyThere(name, manifestFile)
   await requireFile(onnx, 'onnx')
   const labels = args.labels !== undefined ? readLabels(args.labels) : metadata!.labels!
   // A wrong data path fails now, not after the model has been added.
   if (calibration !== undefined) await resolveDataset(calibration.data)
 
-  const modelDir = path.join(path.dirname(manifestFile), name)
-  const target = path.join(modelDir, 'model.onnx')
-  // The first folder this call creates (the model's, or the manifest's too): removed on failure.
-  const createdDir = await mkdir(modelDir, { recursive: true })
-  const staged = path.join(modelDir, `.model.onnx.${randomBytes(6).toString('hex')}.tmp`)
+  // The folders this call creates for a new manifest: removed again (if empty) on failure.
+  const createdDir = await mkdir(dir, { recursive: true })
+  // The copy is checked beside the manifest, under a name that says whose it is, and moved into
+  // the model's folder only under the lock: a concurrent `models remove` of that folder, or a
+  // run that finds it after this one was killed, can tell it is not a model's file.
+  const staged = tempName(path.join(dir, `${name}.model.onnx`))
   let entry: ModelEntry
-  let next: RawManifest
   let fromGraph: string[]
+  let outcome: { change: ManifestChange, deleted: string[] }
+  let before: RawManifest | undefined
+  let calibrated: CalibrationResult | undefined
   try {
     await copyFile(onnx, staged)
     const graph = await openOnnx(staged, onnx)
@@ -252,25 +266,44 @@ export async function addModel (argv: string[], env: NodeJS.ProcessEnv = process
     } finally {
       await graph.close()
     }
-    // A replaced entry keeps its place; its `ood` block goes: it described other weights.
-    const models: RawEntry[] = [...(existing?.models ?? [])]
-    if (at >= 0) models[at] = entry as unknown as RawEntry
-    else models.push(entry as unknown as RawEntry)
-    next = { default: existing === undefined || args.default === true ? name : existing.default, models }
-    parseManifest(manifestFile, next) // refused here, the staged copy is removed and nothing is written
+    parseManifest(manifestFile, withEntry(existing, entry, args.default === true)) // refused before the lock is even asked for
+    if (calibration !== undefined && existing !== undefined) {
+      // Into a manifest that is served: calibrate the checked copy first and write the entry
+      // with its `ood` block in one step, so a model is never in the file uncalibrated — a
+      // replaced model keeps being served until its successor is calibrated, and a default
+      // model never stops the service. A failed calibration adds nothing.
+      calibrated = await calibrateStaged(manifestFile, staged, entry, calibration, env)
+      entry = { ...entry, ood: calibrated.ood, ...(calibrated.probabilities !== undefined ? { probabilities: calibrated.probabilities } : {}) }
+    }
+    await pauseAfter('staged', env)
+
+    outcome = await changeManifest(manifestFile, args.force === true ? 'models add --force' : 'models add', env, (current) => {
+      before = current
+      const old = current?.models.find((m) => m.name === name)
+      if (old !== undefined && args.force !== true) throw alreadyThere(name, manifestFile)
+      // Never the path of a file an entry names now: a kill before the manifest is written
+      // must leave every entry on the file its sha256 describes.
+      entry = { ...entry, path: unnamedPath(dir, name, entry.sha256, current) }
+      return {
+        command: args.force === true ? 'models add --force' : 'models add',
+        next: withEntry(current, entry, args.default === true),
+        after: { name, path: entry.path },
+        install: { from: staged, to: path.resolve(dir, entry.path) },
+        obsolete: old !== undefined && ownFile(dir, old) ? [path.resolve(dir, old.path)] : []
+      }
+    })
   } catch (err) {
     await rm(staged, { force: true })
-    if (createdDir !== undefined) await rm(createdDir, { recursive: true, force: true })
+    if (createdDir !== undefined) await removeEmpty(dir, createdDir)
     throw err
   }
-  await rename(staged, target)
-  await writeManifestFile(manifestFile, next)
 
-  const isDefault = next.default === name
-  const dropped = at >= 0 && existing?.models[at]?.ood !== undefined
-  report(manifestFile, onnx, entry, { normalisation, created: existing === undefined, replaced: at >= 0, dropped, isDefault, fromGraph, explicitManifest: args.manifest !== undefined, next: calibration === undefined })
-  const result: AddResult = { manifestFile, entry, created: existing === undefined, replaced: at >= 0, isDefault }
-  if (calibration !== undefined) {
+  const old = before?.models.find((m) => m.name === name)
+  const isDefault = outcome.change.next.default === name
+  report(manifestFile, onnx, entry, { normalisation, created: before === undefined, replaced: old !== undefined, dropped: old?.ood !== undefined && entry.ood === undefined, isDefault, fromGraph, explicitManifest: args.manifest !== undefined, next: calibration === undefined, deleted: outcome.deleted })
+  const result: AddResult = { manifestFile, entry, created: before === undefined, replaced: old !== undefined, isDefault, ...(calibrated !== undefined ? { calibration: calibrated } : {}) }
+  // A new manifest: nothing is served from it yet, so the entry goes in first and stays, uncalibrated, if calibrating fails.
+  if (calibration !== undefined && calibrated === undefined) {
     process.stdout.write('\n')
     try {
       result.calibration = await calibrate(['--manifest', manifestFile, '--model', name, '--data', calibration.data, '--score', calibration.score, '--tpr', String(calibration.tpr)], env)
@@ -282,7 +315,66 @@ export async function addModel (argv: string[], env: NodeJS.ProcessEnv = process
   return result
 }
 
-function report (manifestFile: string, onnx: string, entry: ModelEntry, how: { normalisation: Normalisation, created: boolean, replaced: boolean, dropped: boolean, isDefault: boolean, fromGraph: string[], explicitManifest: boolean, next: boolean }): void {
+/**
+ * Calibrate the checked copy before anything is written: a scratch manifest beside the real
+ * one holds the entry alone, pointing at the copy; calibrate runs on it without writing.
+ */
+async function calibrateStaged (manifestFile: string, staged: string, entry: ModelEntry, calibration: { data: string, score: ScoreKind, tpr: number }, env: NodeJS.ProcessEnv): Promise<CalibrationResult> {
+  const scratch = tempName(manifestFile)
+  try {
+    await writeFile(scratch, JSON.stringify({ default: entry.name, models: [{ ...entry, path: path.basename(staged) }] }))
+    const result = await calibrate(['--manifest', scratch, '--model', entry.name, '--data', calibration.data, '--score', calibration.score, '--tpr', String(calibration.tpr), '--dry-run'], env,
+      { manifestLine: `manifest         ${manifestFile}: written with the entry (below), in one step` })
+    process.stdout.write('\n')
+    return result
+  } catch (err) {
+    (err as Error).message = `"${entry.name}" was not added to ${manifestFile}, which is unchanged: calibrating it failed: ${(err as Error).message}`
+    throw err
+  } finally {
+    await rm(scratch, { force: true })
+  }
+}
+
+function alreadyThere (name: string, manifestFile: string): UsageError {
+  return new UsageError(`model "${name}" is already in ${manifestFile}: pass --force to replace it (its calibration is dropped), or choose another --name`)
+}
+
+/** The manifest with `entry` in it: in the place of the entry of that name (which keeps its place), else last. */
+function withEntry (current: RawManifest | undefined, entry: ModelEntry, makeDefault: boolean): RawManifest {
+  const models: RawEntry[] = [...(current?.models ?? [])]
+  const at = models.findIndex((m) => m.name === entry.name)
+  // A replaced entry's `ood` block goes with it: it described other weights.
+  if (at >= 0) models[at] = entry as unknown as RawEntry
+  else models.push(entry as unknown as RawEntry)
+  return { default: current === undefined || makeDefault ? entry.name : current.default, models }
+}
+
+/** NAME/model.onnx, or, where an entry names that (a replacement), NAME/model-<sha256 prefix>.onnx. */
+function unnamedPath (dir: string, name: string, sha256: string, current: RawManifest | undefined): string {
+  const named = new Set((current?.models ?? []).map((m) => path.resolve(dir, m.path)))
+  const candidates = ['model.onnx', `model-${sha256.slice(0, 12)}.onnx`, `model-${sha256.slice(0, 12)}-${randomBytes(4).toString('hex')}.onnx`]
+  return path.posix.join(name, candidates.find((c) => !named.has(path.resolve(dir, name, c)))!)
+}
+
+/** Whether an entry's file is one `models add` put in the model's own folder (and so may delete). */
+function ownFile (dir: string, entry: RawEntry): boolean {
+  const file = path.resolve(dir, entry.path)
+  return path.dirname(file) === path.join(dir, entry.name) && MODEL_FILE.test(path.basename(file))
+}
+
+/** The folders from `dir` up to `top` that this run created, as long as they are empty. */
+async function removeEmpty (dir: string, top: string): Promise<void> {
+  for (let d = dir; d.startsWith(top); d = path.dirname(d)) {
+    try {
+      await rmdir(d)
+    } catch {
+      return
+    }
+    if (d === top) return
+  }
+}
+
+function report (manifestFile: string, onnx: string, entry: ModelEntry, how: { normalisation: Normalisation, created: boolean, replaced: boolean, dropped: boolean, isDefault: boolean, fromGraph: string[], explicitManifest: boolean, next: boolean, deleted: string[] }): void {
   const i = entry.input
   const size = how.fromGraph.length === 3 ? 'size from the graph' : how.fromGraph.length === 0 ? 'size from the flags' : `${how.fromGraph.join(', ')} from the graph`
   const shown = entry.labels.length > 6 ? [...entry.labels.slice(0, 5), '…', entry.labels.at(-1)] : entry.labels
@@ -295,9 +387,12 @@ function report (manifestFile: string, onnx: string, entry: ModelEntry, how: { n
     `labels           ${entry.labels.length}: ${shown.join(', ')}`,
     `batching         up to ${entry.batching.maxBatchSize} images, ${entry.batching.maxQueueDelayMs} ms queue delay`
   ]
+  if (how.deleted.length > 0) lines.push(`deleted          ${how.deleted.join(', ')} (the replaced file)`)
   if (how.next) {
     lines.push(`next             npm run calibrate -- ${how.explicitManifest ? `--manifest ${manifestFile} ` : ''}--model ${entry.name} --score KIND --data PATH`,
-      '                 (until then the service serves the other models, not this one)')
+      how.isDefault
+        ? '                 (until then the service neither starts on this manifest nor reloads it: its default model must be calibrated)'
+        : '                 (until then the service serves the other models, not this one)')
   }
   process.stdout.write(lines.join('\n') + '\n')
 }

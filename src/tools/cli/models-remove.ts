@@ -4,12 +4,14 @@
 // side writes there. Anything else in that folder is the user's and stays (and so does the
 // folder); the report says what was kept. The manifest must still name a default and hold a
 // model afterwards, so removing the default needs a new one named, and the last model cannot
-// be removed.
-import { readdir, rm, rmdir } from 'node:fs/promises'
+// be removed. Under the manifest's lock, decided on the manifest as it is then, and the files
+// deleted only once the manifest no longer names them (manifest-change.ts).
+import { readdir } from 'node:fs/promises'
 import path from 'node:path'
 import { loadConfig } from '../../config.js'
 import { parse, requireOption, UsageError } from './args.js'
-import { requireManifestFile, writeManifestFile } from './manifest-file.js'
+import { changeManifest, type ManifestChange } from './manifest-change.js'
+import { MODEL_FILE, requireManifestFile, type RawManifest } from './manifest-file.js'
 
 export const REMOVE_USAGE = `usage: npm run models -- remove --name NAME [--default OTHER] [--keep-file] [--manifest FILE]
 
@@ -32,8 +34,12 @@ export interface RemoveResult {
   kept: string[]
 }
 
-/** What `models add` (model.onnx, its staging copies) and training/publish.py (the card, the parity fixture) write into a model folder. */
-const TOOL_FILES = [/^model\.onnx$/, /^README\.md$/, /^parity\.json$/, /^\.model\.onnx\..*(\.tmp|staged)$/]
+/**
+ * What `models add` (model.onnx, model-<sha256 prefix>.onnx for a replacement, staging copies
+ * of earlier versions) and training/publish.py (the card, the parity fixture, its staging copy)
+ * write into a model folder.
+ */
+const TOOL_FILES = [MODEL_FILE, /^README\.md$/, /^parity\.json$/, /^\.model\.onnx\..*(\.tmp|staged)$/]
 
 export async function removeModel (argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<RemoveResult> {
   const args = parse(argv, {
@@ -44,54 +50,52 @@ export async function removeModel (argv: string[], env: NodeJS.ProcessEnv = proc
   }, REMOVE_USAGE)
   const name = requireOption(args.name, 'name', REMOVE_USAGE)
   const file = path.resolve(args.manifest ?? loadConfig(env).MODELS_MANIFEST)
-  const raw = await requireManifestFile(file)
-  const names = raw.models.map((m) => m.name)
-  const entry = raw.models.find((m) => m.name === name)
-  if (entry === undefined) throw new UsageError(`model "${name}" is not in ${file} (it has: ${names.join(', ')})`)
-  if (raw.models.length === 1) {
-    throw new UsageError(`"${name}" is the only model in ${file}, and a manifest needs at least one: add another first (npm run models -- add ... --default), or delete the manifest file`)
-  }
-  const others = names.filter((n) => n !== name)
-  if (args.default !== undefined && !others.includes(args.default)) {
-    throw new UsageError(`--default ${args.default}: not another model of ${file} (choose one of: ${others.join(', ')})`)
-  }
-  if (raw.default === name && args.default === undefined) {
-    throw new UsageError(`"${name}" is the default model of ${file}: name the new default with --default (one of: ${others.join(', ')})`)
-  }
-  const defaultModel = args.default ?? raw.default
-  await writeManifestFile(file, { ...raw, default: defaultModel, models: raw.models.filter((m) => m !== entry) })
-
-  const deleted: string[] = []
+  await requireManifestFile(file) // no manifest, no lock file left beside where it should be
+  let raw: RawManifest | undefined
+  let defaultModel = ''
   const kept: string[] = []
-  if (args['keep-file'] !== true) {
+  // Decided under the lock, on the manifest as it is then: another run may have changed it.
+  const { deleted } = await changeManifest(file, 'models remove', env, async (current) => {
+    raw = current ?? await requireManifestFile(file)
+    const names = raw.models.map((m) => m.name)
+    const entry = raw.models.find((m) => m.name === name)
+    if (entry === undefined) throw new UsageError(`model "${name}" is not in ${file} (it has: ${names.join(', ')})`)
+    if (raw.models.length === 1) {
+      throw new UsageError(`"${name}" is the only model in ${file}, and a manifest needs at least one: add another first (npm run models -- add ... --default), or delete the manifest file`)
+    }
+    const others = names.filter((n) => n !== name)
+    if (args.default !== undefined && !others.includes(args.default)) {
+      throw new UsageError(`--default ${args.default}: not another model of ${file} (choose one of: ${others.join(', ')})`)
+    }
+    if (raw.default === name && args.default === undefined) {
+      throw new UsageError(`"${name}" is the default model of ${file}: name the new default with --default (one of: ${others.join(', ')})`)
+    }
+    defaultModel = args.default ?? raw.default
+    const next = { ...raw, default: defaultModel, models: raw.models.filter((m) => m !== entry) }
+    const change: ManifestChange = { command: 'models remove', next, after: { name, path: null }, obsolete: [] }
+    if (args['keep-file'] === true) return change
     const dir = path.dirname(file)
     const onnx = path.resolve(dir, entry.path)
     const folder = path.dirname(onnx)
     const inside = (p: string, parent: string): boolean => p === parent || p.startsWith(parent + path.sep)
-    const stillUsed = raw.models.filter((m) => m !== entry).map((m) => path.resolve(dir, m.path))
+    const stillUsed = next.models.map((m) => path.resolve(dir, m.path))
     if (path.dirname(folder) === dir && !stillUsed.some((p) => inside(p, folder))) {
       // The layout `models add` makes: <manifest folder>/NAME/model.onnx, a folder of its own.
       for (const f of (await readdir(folder, { withFileTypes: true })).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) {
         const full = path.join(folder, f.name)
-        if (f.isFile() && (full === onnx || TOOL_FILES.some((re) => re.test(f.name)))) {
-          await rm(full, { force: true })
-          deleted.push(full)
-        } else {
-          kept.push(full + (f.isDirectory() ? path.sep : ''))
-        }
+        if (f.isFile() && (full === onnx || TOOL_FILES.some((re) => re.test(f.name)))) change.obsolete.push(full)
+        else kept.push(full + (f.isDirectory() ? path.sep : ''))
       }
-      if (kept.length === 0) {
-        await rmdir(folder)
-        deleted.push(folder + path.sep)
-      }
+      if (kept.length === 0) change.folder = folder
     } else if (!stillUsed.includes(onnx)) {
-      await rm(onnx, { force: true })
-      deleted.push(onnx)
+      change.obsolete.push(onnx)
     }
-  }
+    return change
+  })
+  const before = raw!
   process.stdout.write([
     `removed          ${name} from ${file}`,
-    `default          ${defaultModel}${defaultModel !== raw.default ? ` (was ${raw.default})` : ''}`,
+    `default          ${defaultModel}${defaultModel !== before.default ? ` (was ${before.default})` : ''}`,
     `deleted          ${deleted.length > 0 ? deleted.join(', ') : args['keep-file'] === true ? 'nothing (--keep-file)' : 'nothing (another model uses the file)'}`,
     ...(kept.length > 0 ? [`kept             ${kept.join(', ')} (not written by models add or training; the folder stays)`] : []),
     ''
