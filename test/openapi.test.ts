@@ -20,7 +20,7 @@ t.test('it is a valid OpenAPI 3 document', async (t) => {
   const api = await SwaggerParser.validate(JSON.parse(committed)) as any
   t.equal(api.openapi.slice(0, 2), '3.')
   const paths = Object.keys(api.paths).sort()
-  t.same(paths, ['/admin/reload', '/classify', '/health/live', '/health/ready', '/metrics', '/models', '/models/{name}', '/models/{name}/classify', '/v2', '/v2/health/live', '/v2/health/ready', '/v2/models/{name}', '/v2/models/{name}/infer', '/v2/models/{name}/ready', '/v2/models/{name}/versions/{version}', '/v2/models/{name}/versions/{version}/infer', '/v2/models/{name}/versions/{version}/ready', '/v2/repository/index', '/v2/repository/models/{name}/load', '/v2/repository/models/{name}/unload'])
+  t.same(paths, ['/admin/reload', '/classify', '/health/live', '/health/ready', '/metrics', '/models', '/models/{name}', '/models/{name}/classify', '/v2', '/v2/health/live', '/v2/health/ready', '/v2/models/stats', '/v2/models/{name}', '/v2/models/{name}/config', '/v2/models/{name}/infer', '/v2/models/{name}/ready', '/v2/models/{name}/stats', '/v2/models/{name}/versions/{version}', '/v2/models/{name}/versions/{version}/config', '/v2/models/{name}/versions/{version}/infer', '/v2/models/{name}/versions/{version}/ready', '/v2/models/{name}/versions/{version}/stats', '/v2/repository/index', '/v2/repository/models/{name}/load', '/v2/repository/models/{name}/unload'])
 })
 
 t.test('the uploads are documented as binary bodies and a multipart form', async (t) => {

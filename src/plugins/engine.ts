@@ -1,6 +1,6 @@
 // Hands the app its inference engine (started by server.ts, or built over a FunctionRunner in
-// tests), wires its batch events into the metrics, and closes it — sessions released — when
-// the app closes. The app owns the engine from here on.
+// tests) and closes it — sessions released — when the app closes. The app owns the engine from
+// here on.
 import fp from 'fastify-plugin'
 import { ShuttingDownError } from '../errors.js'
 import type { Engine } from '../inference/engine.js'
@@ -18,13 +18,7 @@ export interface EnginePluginOptions {
 export default fp<EnginePluginOptions>(async function enginePlugin (app, opts) {
   const { metrics } = app
   const { engine } = opts
-  engine.observe({
-    onBatch: (model, size, ms) => {
-      metrics.batchSize.observe({ model }, size)
-      metrics.inferenceDuration.observe({ model }, ms / 1000)
-    },
-    onQueueDepth: (model, depth) => metrics.queueDepth.set({ model }, depth)
-  })
+  // Its batch and queue events are observed by plugins/data-plane.ts.
   app.decorate('engine', engine)
   for (const [model, provider] of Object.entries(engine.providers)) {
     app.log.info({ model, provider }, 'model loaded and warmed up')

@@ -12,6 +12,7 @@ import { decide, type Decision, type OodResult } from '../ood/decision.js'
 import { graphScoresOf } from '../ood/scores.js'
 import { preprocess, type PreprocessLimits } from '../preprocess/preprocess.js'
 import type { LoadedModel } from '../registry/load-manifest.js'
+import type { PredictionTimes } from './model-stats.js'
 
 /** What a protocol hands over: encoded images, or preprocessed tensors ([count, C, H, W], row-major). */
 export type Samples =
@@ -39,9 +40,11 @@ export interface ServedModel {
   predict: (samples: Samples, options: PredictOptions) => Promise<Prediction[]>
 }
 
-/** Who watches predictions: the metrics (and whatever else keeps count). */
+/** Who watches predictions: the metrics and the statistics extension (plugins/data-plane.ts). */
 export interface PredictionObserver {
-  onPrediction: (model: string, prediction: { queueMs: number, ood: OodResult }) => void
+  onPrediction: (model: string, prediction: { ood: OodResult, times: PredictionTimes }) => void
+  /** A sample that failed after it was admitted (bad image, overload, deadline, a non-finite output). */
+  onFailure: (model: string, totalMs: number) => void
 }
 
 export interface DataPlaneOptions {
@@ -69,20 +72,31 @@ export class DataPlane {
       const sampleSize = model.input.channels * model.input.height * model.input.width
 
       const one = async (sample: { data: Buffer, what: string } | Float32Array, what: string, topK: number): Promise<Prediction> => {
+        const started = performance.now()
         let decodeMs = 0
         let input: Float32Array
-        const run = sample instanceof Float32Array
-          ? await batcher.submit((input = sample), requestTimeoutMs)
-          // Admission first: an overloaded model answers 503 before any image is decoded.
-          : await batcher.prepareAndSubmit(async () => {
-            const t0 = performance.now()
-            input = (await preprocess(sample.data, model.input, limits, sample.what)).tensor
-            decodeMs = performance.now() - t0
-            return input
-          }, requestTimeoutMs)
-        const decision = decide(model, run.logits, topK, graphScoresOf(model.output, run.scores), what)
-        this.observer.onPrediction(model.name, { queueMs: run.queueMs, ood: decision.ood })
-        return { logits: run.logits, decision, input: input!, batchSize: run.batchSize, timings: { decode: decodeMs, queue: run.queueMs, inference: run.inferenceMs } }
+        try {
+          const run = sample instanceof Float32Array
+            ? await batcher.submit((input = sample), requestTimeoutMs)
+            // Admission first: an overloaded model answers 503 before any image is decoded.
+            : await batcher.prepareAndSubmit(async () => {
+              const t0 = performance.now()
+              input = (await preprocess(sample.data, model.input, limits, sample.what)).tensor
+              decodeMs = performance.now() - t0
+              return input
+            }, requestTimeoutMs)
+          const t1 = performance.now()
+          const decision = decide(model, run.logits, topK, graphScoresOf(model.output, run.scores), what)
+          const now = performance.now()
+          this.observer.onPrediction(model.name, {
+            ood: decision.ood,
+            times: { totalMs: now - started, queueMs: run.queueMs, inputMs: decodeMs, inferMs: run.inferenceMs, outputMs: now - t1 }
+          })
+          return { logits: run.logits, decision, input: input!, batchSize: run.batchSize, timings: { decode: decodeMs, queue: run.queueMs, inference: run.inferenceMs } }
+        } catch (err) {
+          this.observer.onFailure(model.name, performance.now() - started)
+          throw err
+        }
       }
 
       const predict = async (samples: Samples, { topK }: PredictOptions): Promise<Prediction[]> => {

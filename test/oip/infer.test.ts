@@ -36,7 +36,7 @@ const outputOf = (json: any, name: string): any => json.outputs.find((o: any) =>
 const classify = async (png: Buffer): Promise<any> => (await app.inject({ method: 'POST', url: '/classify', payload: png, headers: { 'content-type': 'image/png' } })).json()
 
 t.test('server and model metadata, health, readiness', async (t) => {
-  t.same((await app.inject('/v2')).json(), { name: 'isomax-serve', version: '0.1.0', extensions: ['binary_tensor_data', 'classification'] })
+  t.same((await app.inject('/v2')).json(), { name: 'isomax-serve', version: '0.1.0', extensions: ['binary_tensor_data', 'classification', 'model_configuration', 'statistics'] })
   t.equal((await app.inject('/v2/health/live')).statusCode, 200)
   t.equal((await app.inject('/v2/health/ready')).statusCode, 200)
   const meta = (await app.inject(`/v2/models/${NAME}`)).json()

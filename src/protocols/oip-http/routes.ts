@@ -9,6 +9,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { PACKAGE_VERSION } from '../../version.js'
 import { ModelNotFoundError, ModelNotLoadedError, ModelVersionNotFoundError, NotReadyError } from '../../errors.js'
+import { tritonModelConfig } from './model-config.js'
 import { inferResponse, modelOutputs, type Classified } from './outputs.js'
 import { IMAGE_INPUT, parseInfer, type InferLimits } from './request.js'
 import type { LoadedModel } from '../../registry/load-manifest.js'
@@ -17,6 +18,8 @@ import { OipErrorSchema } from './schemas.js'
 
 export interface V2RouteOptions {
   infer: InferLimits
+  /** Inference workers (the config's instance_group count). */
+  workers?: number
   maxRequestBytes: number
   /** The repository extension is on (ADMIN_TOKEN set). */
   repository: boolean
@@ -51,6 +54,30 @@ const InferResponseSchema = z.object({
     parameters: z.object({ binary_data_size: z.number().int() }).optional()
   }))
 }).meta({ id: 'OipInferResponse' })
+
+const DurationSchema = z.object({ count: z.number().int(), ns: z.number().int() })
+
+const ModelConfigSchema = z.looseObject({
+  name: z.string(),
+  platform: z.string(),
+  max_batch_size: z.number().int().describe('The most samples one request may carry (MAX_FILES)'),
+  input: z.array(z.looseObject({ name: z.string(), data_type: z.string(), dims: z.array(z.number().int()), optional: z.boolean() })),
+  output: z.array(z.looseObject({ name: z.string(), data_type: z.string(), dims: z.array(z.number().int()) })),
+  dynamic_batching: z.looseObject({ preferred_batch_size: z.array(z.number().int()), max_queue_delay_microseconds: z.number().int() })
+}).meta({ id: 'TritonModelConfig' })
+
+const ModelStatsSchema = z.object({
+  model_stats: z.array(z.object({
+    name: z.string(),
+    version: z.string(),
+    last_inference: z.number().int(),
+    inference_count: z.number().int(),
+    execution_count: z.number().int(),
+    inference_stats: z.record(z.string(), DurationSchema),
+    batch_stats: z.array(z.object({ batch_size: z.number().int(), compute_input: DurationSchema, compute_infer: DurationSchema, compute_output: DurationSchema })),
+    memory_usage: z.array(z.unknown())
+  }))
+}).meta({ id: 'TritonModelStatistics' })
 
 const NameParams = z.object({ name: z.string().min(1).max(200) })
 const VersionParams = NameParams.extend({ version: z.string().min(1).max(200) })
@@ -122,8 +149,18 @@ export default async function v2Routes (app: FastifyInstance, opts: V2RouteOptio
   }, async () => ({
     name: 'isomax-serve',
     version: PACKAGE_VERSION,
-    extensions: ['binary_tensor_data', 'classification', ...(opts.repository ? ['model_repository'] : [])]
+    extensions: ['binary_tensor_data', 'classification', 'model_configuration', 'statistics', ...(opts.repository ? ['model_repository'] : [])]
   }))
+
+  /** Triton's statistics for the served models named (every served model when `name` is undefined). */
+  function statistics (name: string | undefined, version: string | undefined): z.infer<typeof ModelStatsSchema> {
+    const models = name === undefined ? [...engine.manifest.models.values()] : [modelOf(engine, name, version)]
+    return { model_stats: models.map((m) => app.modelStats.snapshot(m.name, m.version)) }
+  }
+
+  typed.get('/models/stats', {
+    schema: { summary: 'Inference statistics of every served model (Triton\'s statistics extension)', tags: ['open inference protocol'], response: { 200: ModelStatsSchema } }
+  }, async () => statistics(undefined, undefined))
 
   typed.get('/health/live', {
     schema: { summary: 'Liveness (200 = live)', tags: ['open inference protocol'], response: { 200: z.object({ live: z.boolean() }) } }
@@ -144,6 +181,22 @@ export default async function v2Routes (app: FastifyInstance, opts: V2RouteOptio
     typed.get(base, {
       schema: { summary: 'Model metadata', tags: ['open inference protocol'], params, response: { 200: ModelMetadataSchema, 404: errors[404], 414: errors[414] } }
     }, async (req) => metadata(modelOf(engine, req.params.name, versionOf(req.params))))
+
+    typed.get(`${base}/config`, {
+      schema: { summary: 'Model configuration (Triton\'s model configuration extension): what a request may carry and how it is batched', tags: ['open inference protocol'], params, response: { 200: ModelConfigSchema, 404: errors[404], 414: errors[414] } }
+    }, async (req) => {
+      const model = modelOf(engine, req.params.name, versionOf(req.params))
+      return tritonModelConfig(model, modelOutputs(model), {
+        maxRequestSamples: opts.infer.maxElements,
+        batching: engine.batching(model.name)!,
+        workers: engine.workerCount,
+        provider: engine.providers[model.name] ?? 'cpu'
+      }) as z.infer<typeof ModelConfigSchema>
+    })
+
+    typed.get(`${base}/stats`, {
+      schema: { summary: 'Inference statistics of one model (Triton\'s statistics extension): counts and nanoseconds since start', tags: ['open inference protocol'], params, response: { 200: ModelStatsSchema, 404: errors[404], 414: errors[414] } }
+    }, async (req) => statistics(req.params.name, versionOf(req.params)))
 
     typed.get(`${base}/ready`, {
       schema: { summary: 'Model readiness (200 = ready; 503 = not ready: known to the repository but not loaded, or the server is not ready)', tags: ['open inference protocol'], params, response: { 200: z.object({ name: z.string(), ready: z.boolean() }), 404: errors[404], 414: errors[414], 503: errors[503] } }
