@@ -80,7 +80,8 @@ export class Batcher {
 
   private overloaded (): Error {
     const waiting = this.queue.length + this.inPreparation
-    return new OverloadedError(`model "${this.model}" has ${waiting} requests waiting (MAX_QUEUE_SIZE); retry shortly`)
+    // Each image (or FP32 sample) of a request takes its own place, so the bound is in images.
+    return new OverloadedError(`model "${this.model}" is full: ${waiting} images (or samples) queued or being decoded, MAX_QUEUE_SIZE=${this.options.maxQueueSize} counts images, not requests; retry shortly`)
   }
 
   submit (tensor: Float32Array, timeoutMs: number): Promise<BatchResult> {

@@ -26,10 +26,8 @@ export default fp<DataPlaneOptions>(async function dataPlanePlugin (app, opts) {
   })
   app.decorate('modelStats', stats)
   app.decorate('dataPlane', new DataPlane(engine, opts, {
-    onPrediction: (model, { ood, times }) => {
-      observeClassified(metrics, model, times.queueMs, ood)
-      stats.success(model, times)
-    },
+    onPrediction: (model, { ood, times }) => { observeClassified(metrics, model, times.queueMs, ood) },
+    onRequest: (model, { samples, times }) => { stats.success(model, times, samples) },
     onFailure: (model, totalMs) => { stats.fail(model, totalMs) }
   }))
 }, { name: 'data-plane', dependencies: ['engine', 'metrics'] })

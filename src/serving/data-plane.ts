@@ -12,7 +12,7 @@ import { decide, type Decision, type OodResult } from '../ood/decision.js'
 import { graphScoresOf } from '../ood/scores.js'
 import { preprocess, type PreprocessLimits } from '../preprocess/preprocess.js'
 import type { LoadedModel } from '../registry/load-manifest.js'
-import type { PredictionTimes } from './model-stats.js'
+import { requestTimes, type PredictionTimes } from './model-stats.js'
 
 /** What a protocol hands over: encoded images, or preprocessed tensors ([count, C, H, W], row-major). */
 export type Samples =
@@ -42,8 +42,11 @@ export interface ServedModel {
 
 /** Who watches predictions: the metrics and the statistics extension (plugins/data-plane.ts). */
 export interface PredictionObserver {
+  /** Each sample (image) predicted. */
   onPrediction: (model: string, prediction: { ood: OodResult, times: PredictionTimes }) => void
-  /** A sample that failed after it was admitted (bad image, overload, deadline, a non-finite output). */
+  /** Each request (one predict() call) whose samples were all predicted: its count and times. */
+  onRequest: (model: string, request: { samples: number, times: PredictionTimes }) => void
+  /** A request that failed once admitted (bad image, overload, deadline, a non-finite output). */
   onFailure: (model: string, totalMs: number) => void
 }
 
@@ -71,38 +74,44 @@ export class DataPlane {
       const { limits, requestTimeoutMs } = this.options
       const sampleSize = model.input.channels * model.input.height * model.input.width
 
-      const one = async (sample: { data: Buffer, what: string } | Float32Array, what: string, topK: number): Promise<Prediction> => {
+      const one = async (sample: { data: Buffer, what: string } | Float32Array, what: string, topK: number, times: PredictionTimes[]): Promise<Prediction> => {
         const started = performance.now()
         let decodeMs = 0
         let input: Float32Array
+        const run = sample instanceof Float32Array
+          ? await batcher.submit((input = sample), requestTimeoutMs)
+          // Admission first: an overloaded model answers 503 before any image is decoded.
+          : await batcher.prepareAndSubmit(async () => {
+            const t0 = performance.now()
+            input = (await preprocess(sample.data, model.input, limits, sample.what)).tensor
+            decodeMs = performance.now() - t0
+            return input
+          }, requestTimeoutMs)
+        const t1 = performance.now()
+        const decision = decide(model, run.logits, topK, graphScoresOf(model.output, run.scores), what)
+        const now = performance.now()
+        const sampleTimes = { totalMs: now - started, queueMs: run.queueMs, inputMs: decodeMs, inferMs: run.inferenceMs, outputMs: now - t1 }
+        times.push(sampleTimes)
+        this.observer.onPrediction(model.name, { ood: decision.ood, times: sampleTimes })
+        return { logits: run.logits, decision, input: input!, batchSize: run.batchSize, timings: { decode: decodeMs, queue: run.queueMs, inference: run.inferenceMs } }
+      }
+
+      // Statistics per request, as Triton counts them (success, fail and each stage once per
+      // request; inference_count per sample), whatever number of samples it carries.
+      const predict = async (samples: Samples, { topK }: PredictOptions): Promise<Prediction[]> => {
+        const started = performance.now()
+        const times: PredictionTimes[] = []
         try {
-          const run = sample instanceof Float32Array
-            ? await batcher.submit((input = sample), requestTimeoutMs)
-            // Admission first: an overloaded model answers 503 before any image is decoded.
-            : await batcher.prepareAndSubmit(async () => {
-              const t0 = performance.now()
-              input = (await preprocess(sample.data, model.input, limits, sample.what)).tensor
-              decodeMs = performance.now() - t0
-              return input
-            }, requestTimeoutMs)
-          const t1 = performance.now()
-          const decision = decide(model, run.logits, topK, graphScoresOf(model.output, run.scores), what)
-          const now = performance.now()
-          this.observer.onPrediction(model.name, {
-            ood: decision.ood,
-            times: { totalMs: now - started, queueMs: run.queueMs, inputMs: decodeMs, inferMs: run.inferenceMs, outputMs: now - t1 }
-          })
-          return { logits: run.logits, decision, input: input!, batchSize: run.batchSize, timings: { decode: decodeMs, queue: run.queueMs, inference: run.inferenceMs } }
+          const predictions = samples.kind === 'images'
+            ? await Promise.all(samples.images.map(async (img) => await one(img, img.what, topK, times)))
+            : await Promise.all(Array.from({ length: samples.count }, async (_, i) =>
+              await one(samples.data.subarray(i * sampleSize, (i + 1) * sampleSize), `sample ${i}`, topK, times)))
+          this.observer.onRequest(model.name, { samples: predictions.length, times: requestTimes(performance.now() - started, times) })
+          return predictions
         } catch (err) {
           this.observer.onFailure(model.name, performance.now() - started)
           throw err
         }
-      }
-
-      const predict = async (samples: Samples, { topK }: PredictOptions): Promise<Prediction[]> => {
-        if (samples.kind === 'images') return await Promise.all(samples.images.map(async (img) => await one(img, img.what, topK)))
-        return await Promise.all(Array.from({ length: samples.count }, async (_, i) =>
-          await one(samples.data.subarray(i * sampleSize, (i + 1) * sampleSize), `sample ${i}`, topK)))
       }
       return await fn({ model, predict })
     })

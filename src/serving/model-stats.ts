@@ -34,7 +34,7 @@ export interface ModelStatistics {
   memory_usage: never[]
 }
 
-/** What one successful prediction took, in milliseconds. */
+/** What one successful prediction (a sample, or a whole request) took, in milliseconds. */
 export interface PredictionTimes {
   totalMs: number
   queueMs: number
@@ -44,6 +44,16 @@ export interface PredictionTimes {
   inferMs: number
   /** Scores and decision (compute_output). */
   outputMs: number
+}
+
+/**
+ * A request's times from its samples': the whole request as it took, and each stage as long as
+ * its slowest sample's (the samples go through the stages side by side, so their sum would
+ * count one batch's inference once per image in it).
+ */
+export function requestTimes (totalMs: number, samples: PredictionTimes[]): PredictionTimes {
+  const slowest = (k: keyof PredictionTimes): number => samples.reduce((m, t) => Math.max(m, t[k]), 0)
+  return { totalMs, queueMs: slowest('queueMs'), inputMs: slowest('inputMs'), inferMs: slowest('inferMs'), outputMs: slowest('outputMs') }
 }
 
 const zero = (): StatDuration => ({ count: 0, ns: 0 })
@@ -70,9 +80,10 @@ export class ModelStats {
     return e
   }
 
-  success (model: string, t: PredictionTimes, now = Date.now()): void {
+  /** One successful request of `samples` inferences (Triton: success counts requests, inference_count samples). */
+  success (model: string, t: PredictionTimes, samples = 1, now = Date.now()): void {
     const e = this.entry(model)
-    e.inferences++
+    e.inferences += samples
     e.lastInference = now
     add(e.stats.success, t.totalMs)
     add(e.stats.queue, t.queueMs)

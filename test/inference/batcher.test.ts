@@ -290,3 +290,12 @@ t.test('prepareAndSubmit: the deadline runs from admission', async (t) => {
   await t.rejects(r, { code: 'ISOMAX_DEADLINE_EXCEEDED', statusCode: 503 })
   t.equal(batcher.depth, 0, 'an expired request is not queued')
 })
+
+t.test('the queue bound counts images: a 503 says so, naming MAX_QUEUE_SIZE and its value', async (t) => {
+  const { runner, batcher } = setup({ workers: 1, maxBatchSize: 1, maxQueueDelayMs: 0, maxQueueSize: 2 })
+  const taken = [1, 2, 3].map(async (i) => await batcher.submit(sample(i), 10_000)) // 1 on the worker, 2 queued
+  const err = await batcher.submit(sample(4), 10_000).catch((e: Error) => e)
+  t.match(err, { code: 'ISOMAX_OVERLOADED', message: /2 images \(or samples\) queued or being decoded, MAX_QUEUE_SIZE=2 counts images, not requests/ })
+  for (let i = 0; i < 3; i++) { runner.calls[i]!.finish(); await flush() }
+  await Promise.all(taken)
+})

@@ -8,6 +8,7 @@ import { errorHandler, notFoundHandler, type ErrorLimits } from '../../http/erro
 import type { ErrorShapes } from '../../http/error-shapes.js'
 import { OIP_CONTENT_TYPE, oipErrors } from './errors.js'
 import repositoryRoutes from './repository.js'
+import { requestDecoding } from './request-encoding.js'
 import oipRoutes, { type V2RouteOptions } from './routes.js'
 
 export const OIP_PREFIX = '/v2'
@@ -24,6 +25,8 @@ export default async function oipHttpProtocol (app: FastifyInstance, opts: OipHt
   opts.shapes.add(OIP_PREFIX, oipErrors)
   app.setErrorHandler(errorHandler(oipErrors, opts.errors))
   app.setNotFoundHandler(notFoundHandler(oipErrors))
+  // Content-Encoding gzip/deflate bodies, inflated to at most MAX_REQUEST_BYTES.
+  app.addHook('preParsing', requestDecoding(opts.maxRequestBytes))
   app.addHook('onSend', async (_req, reply, payload) => {
     if (String(reply.getHeader('content-type')).startsWith('application/json')) void reply.header('content-type', OIP_CONTENT_TYPE)
     return payload

@@ -12,26 +12,33 @@ import { jsonShapeProblem, type JsonShapeLimits } from './json-shape.js'
 
 export const IMAGE_INPUT = 'image'
 
+/**
+ * An optional field that may also be `null`, read as absent: generated clients
+ * (open-inference-openapi) send every unset optional field as null.
+ */
+const optional = <T extends z.ZodType>(schema: T): z.ZodOptional<z.ZodPipe<z.ZodNullable<T>, z.ZodTransform<z.output<T> | undefined, z.output<T> | null>>> =>
+  schema.nullable().transform((v) => v ?? undefined).optional()
+
 const Parameters = z.record(z.string(), z.unknown())
 
 const TensorSchema = z.object({
   name: z.string().min(1).max(256),
   shape: z.array(z.number().int().min(0).max(2 ** 31)).max(8),
   datatype: z.string().min(1).max(16),
-  parameters: Parameters.optional(),
+  parameters: optional(Parameters),
   data: z.unknown().optional()
 })
 
 const RequestedOutputSchema = z.object({
   name: z.string().min(1).max(256),
-  parameters: Parameters.optional()
+  parameters: optional(Parameters)
 })
 
 export const InferRequestSchema = z.object({
-  id: z.string().max(256).optional(),
-  parameters: Parameters.optional(),
+  id: optional(z.string().max(256)),
+  parameters: optional(Parameters),
   inputs: z.array(TensorSchema).min(1).max(16),
-  outputs: z.array(RequestedOutputSchema).max(32).optional()
+  outputs: optional(z.array(RequestedOutputSchema).max(32))
 })
 
 export type InferRequest = z.infer<typeof InferRequestSchema>

@@ -32,8 +32,8 @@ done
 ISOMAX_URL="http://127.0.0.1:$port" ISOMAX_INPUTS="$work/inputs" PYTHONDONTWRITEBYTECODE=1 \
   "$py" -m pytest -q -p no:cacheprovider "$here/test_tritonclient.py" 2>&1 | tee "$work/pytest.log"
 status=${PIPESTATUS[0]}
-passed=$(grep -Eo '[0-9]+ passed' "$work/pytest.log" | tail -1 | awk '{ print $1 + 0 }')
-failed=$(grep -Eo '[0-9]+ (failed|errors?)' "$work/pytest.log" | awk '{ s += $1 } END { print s + 0 }')
+passed=$(grep -aEo '[0-9]+ passed' "$work/pytest.log" | tail -1 | awk '{ print $1 + 0 }')
+failed=$(grep -aEo '[0-9]+ (failed|errors?)' "$work/pytest.log" | awk '{ s += $1 } END { print s + 0 }')
 [ -z "$passed" ] && passed=0
 if [ "$status" != "0" ] && [ "$failed" = "0" ]; then failed=1; fi
 echo "tritonclient: ${passed} passed, ${failed} failed"

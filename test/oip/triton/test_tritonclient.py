@@ -138,3 +138,76 @@ def test_a_bad_image_raises_with_the_servers_message(client):
     with pytest.raises(InferenceServerException) as err:
         client.infer(MODEL, [image_input([b"not an image at all"])])
     assert "not a PNG, JPEG or WebP" in str(err.value)
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_compressed_requests_give_the_same_answer(client, algorithm):
+    """request_compression_algorithm: the body goes with Content-Encoding gzip or deflate."""
+    batch = images()[:3]
+    plain = client.infer(MODEL, [image_input(batch)])
+    packed = client.infer(MODEL, [image_input(batch)], request_compression_algorithm=algorithm)
+    for name in ("label", "class_index", "ood_reject"):
+        assert packed.as_numpy(name).tolist() == plain.as_numpy(name).tolist()
+    np.testing.assert_array_equal(packed.as_numpy("logits"), plain.as_numpy("logits"))
+    data = tensors()
+    inp = httpclient.InferInput(SPEC["tensorName"], list(data.shape), "FP32")
+    inp.set_data_from_numpy(data, binary_data=True)
+    tensor = client.infer(MODEL, [inp], request_compression_algorithm=algorithm)
+    np.testing.assert_array_equal(tensor.as_numpy("logits"), client.infer(MODEL, [image_input(images()[:2])]).as_numpy("logits"))
+
+
+def test_a_response_compression_request_is_answered_uncompressed(client):
+    """response_compression_algorithm sends Accept-Encoding; the service answers identity,
+    which HTTP allows and the client reads (it inflates only what says Content-Encoding)."""
+    batch = images()[:2]
+    result = client.infer(MODEL, [image_input(batch)], response_compression_algorithm="gzip")
+    assert [b.decode() for b in result.as_numpy("label")] == [classify(img)["label"] for img in batch]
+
+
+def test_model_config_states_what_a_request_may_carry(client):
+    config = client.get_model_config(MODEL)
+    assert config["name"] == MODEL
+    # max_batch_size is the most images one request may carry (MAX_FILES, 16 by default):
+    # that many are served, one more is refused.
+    limit = config["max_batch_size"]
+    assert limit == 16
+    one = images()[0]
+    assert len(client.infer(MODEL, [image_input([one] * limit)]).as_numpy("label")) == limit
+    with pytest.raises(InferenceServerException) as err:
+        client.infer(MODEL, [image_input([one] * (limit + 1))])
+    assert "MAX_FILES" in str(err.value)
+    inputs = {i["name"]: i for i in config["input"]}
+    c, h, w = SPEC["shape"]
+    assert inputs[SPEC["tensorName"]]["data_type"] == "TYPE_FP32"
+    assert [int(d) for d in inputs[SPEC["tensorName"]]["dims"]] == [c, h, w]
+    assert set(inputs) <= {"image", SPEC["tensorName"]}
+    if "image" in inputs:
+        assert inputs["image"]["data_type"] == "TYPE_STRING"
+    outputs = {o["name"] for o in config["output"]}
+    assert {"logits", "label", "ood_score", "ood_reject"} <= outputs
+
+
+def model_stats(client) -> dict:
+    stats = client.get_inference_statistics(MODEL)["model_stats"]
+    assert [s["name"] for s in stats] == [MODEL]
+    return stats[0]
+
+
+def test_inference_statistics_count_the_requests_sent(client):
+    """Triton's semantics: inference_stats.success counts requests, inference_count the
+    inferences (images) in them; a failed request counts in fail."""
+    before = model_stats(client)
+    sent_images = 0
+    for n in (1, 2, 3):
+        client.infer(MODEL, [image_input(images()[:n])])
+        sent_images += n
+    with pytest.raises(InferenceServerException):
+        client.infer(MODEL, [image_input([b"not an image at all"])])
+    after = model_stats(client)
+    success = after["inference_stats"]["success"]["count"] - before["inference_stats"]["success"]["count"]
+    assert after["inference_count"] - before["inference_count"] == sent_images
+    assert success == 3, f"success counts requests: 3 sent, {success} counted"
+    assert after["inference_stats"]["fail"]["count"] - before["inference_stats"]["fail"]["count"] == 1
+    assert after["inference_stats"]["success"]["ns"] > before["inference_stats"]["success"]["ns"]
+    assert after["execution_count"] > before["execution_count"]
+    assert after["last_inference"] >= before["last_inference"] > 0 or after["last_inference"] > 0
