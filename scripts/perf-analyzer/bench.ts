@@ -5,7 +5,8 @@
 //   npm run bench:perf-analyzer            (ROUND_S=6 CONCURRENCY=1,2,4,8,16,32 PERF_ANALYZER=...)
 import autocannon from 'autocannon'
 import { bytesElement, fashionPngs } from './input-data.js'
-import { MODEL, cpuSeconds, imagesInputData, perfAnalyzer, startService, successCount, type Service } from './harness.js'
+import { MODEL, imagesInputData, perfAnalyzer } from './run.js'
+import { cpuSeconds, startService, successCount, type Service } from './service.js'
 
 const ROUND_S = Number(process.env.ROUND_S ?? 6)
 const CONCURRENCY = (process.env.CONCURRENCY ?? '1,2,4,8,16,32').split(',').map(Number)

@@ -2,8 +2,8 @@
 // request (batch 1). perf_analyzer sends a "b64" value's decoded bytes as the tensor's raw
 // buffer, and a BYTES tensor's raw buffer is Triton's serialization (each element a 4-byte
 // little-endian length, then its bytes), so each PNG goes in with that prefix.
-//   node --import @tapjs/typescript/import scripts/perf-analyzer/input-data.ts OUT.json [DIR]
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+// (write-input-data.ts writes the file for a run by hand.)
+import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 export const FASHION_DIR = 'test/fixtures/fashion'
@@ -22,10 +22,4 @@ export function fashionPngs (dir: string = FASHION_DIR): Buffer[] {
 /** The input-data document: one data set per image, for the input named `input`. */
 export function inputData (images: Buffer[], input = 'image'): { data: Array<Record<string, { b64: string }>> } {
   return { data: images.map((png) => ({ [input]: { b64: bytesElement(png).toString('base64') } })) }
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const [out, dir] = process.argv.slice(2)
-  if (out === undefined) throw new Error('usage: input-data.ts OUT.json [DIR]')
-  writeFileSync(out, JSON.stringify(inputData(fashionPngs(dir))))
 }
