@@ -3,7 +3,7 @@
 // and config, send only what the service accepts (every request 200: it exits non-zero on a
 // failed one) and the service's statistics must count what it sent. Needs perf_analyzer
 // installed by scripts/perf-analyzer/install.sh (.ci/.venv-perf; PERF_ANALYZER to point
-// elsewhere); skipped, saying so, where it is not.
+// elsewhere); skipped, saying so, where it is not (a failure with REQUIRE_PERF_ANALYZER=1).
 import { existsSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
@@ -14,6 +14,8 @@ const binary = path.resolve(REPO, process.env.PERF_ANALYZER ?? '.ci/.venv-perf/b
 process.env.PERF_ANALYZER = binary
 
 const missing = existsSync(binary) ? false : `perf_analyzer not installed at ${binary}: bash scripts/perf-analyzer/install.sh`
+// CI sets REQUIRE_PERF_ANALYZER=1 once its set-up installs it, so that a broken install fails.
+if (missing !== false && process.env.REQUIRE_PERF_ANALYZER === '1') t.fail(missing)
 // Loaded only where it runs, so a machine without perf_analyzer loads none of scripts/.
 const { MODEL, imagesInputData, perfAnalyzer } = missing === false ? await import('../../scripts/perf-analyzer/run.js') : {} as typeof import('../../scripts/perf-analyzer/run.js')
 
