@@ -1,6 +1,6 @@
 // Triton's model configuration and statistics extensions (issue 19) on the real models: the
-// config states what a request may carry (max_batch_size = MAX_FILES, the two inputs, each
-// optional since a request uses one), and the statistics count every prediction of a model
+// config states what a request may carry (max_batch_size = MAX_FILES, the one required input
+// the metadata lists, "image"), and the statistics count every prediction of a model
 // whatever protocol brought it — POST /classify and /v2 infer alike — and failures apart.
 import t from 'tap'
 import { build } from '../helpers/build.js'
@@ -15,6 +15,25 @@ t.test('GET /v2 advertises the extensions', async (t) => {
   t.ok(meta.extensions.includes('statistics'))
 })
 
+t.test('metadata, config and the accepted request agree (what perf_analyzer relies on)', async (t) => {
+  const meta = (await app.inject(`/v2/models/${name}`)).json()
+  const config = (await app.inject(`/v2/models/${name}/config`)).json()
+  // Triton's rule: the metadata shape is [-1] followed by the config's per-sample dims, and the
+  // config lists no input the metadata lacks (perf_analyzer refuses the model otherwise).
+  t.same(meta.inputs, config.input.map((i: { name: string, dims: number[] }) => ({ name: i.name, datatype: 'BYTES', shape: [-1, ...i.dims] })))
+  const b64 = [fixturePng(0).toString('base64'), fixturePng(1).toString('base64')]
+  for (const shape of [[2, 1], [2]]) {
+    const res = await app.inject({ method: 'POST', url: `/v2/models/${name}/infer`, payload: { inputs: [{ name: 'image', datatype: 'BYTES', shape, data: b64 }] } })
+    t.equal(res.statusCode, 200, `image shape [${shape.join(', ')}] accepted`)
+  }
+  const tooMany = await app.inject({ method: 'POST', url: `/v2/models/${name}/infer`, payload: { inputs: [{ name: 'image', datatype: 'BYTES', shape: [config.max_batch_size + 1, 1], data: new Array(config.max_batch_size + 1).fill(b64[0]) }] } })
+  t.equal(tooMany.statusCode, 400, 'one sample more than max_batch_size is refused')
+  t.match(tooMany.json(), { error: /between 1 and 12 images per request \(MAX_FILES\)/ })
+  const wide = await app.inject({ method: 'POST', url: `/v2/models/${name}/infer`, payload: { inputs: [{ name: 'image', datatype: 'BYTES', shape: [1, 2], data: b64 }] } })
+  t.equal(wide.statusCode, 400)
+  t.match(wide.json(), { error: /shape must be \[N\] or \[N, 1\]/ })
+})
+
 t.test('GET /v2/models/{name}/config: what the service really accepts', async (t) => {
   const res = await app.inject(`/v2/models/${name}/config`)
   t.equal(res.statusCode, 200)
@@ -22,9 +41,9 @@ t.test('GET /v2/models/{name}/config: what the service really accepts', async (t
   t.equal(config.name, name)
   t.equal(config.max_batch_size, 12, 'MAX_FILES: the most samples one request may carry')
   t.same(config.input.map((i: { name: string, data_type: string, dims: number[], optional: boolean }) => [i.name, i.data_type, i.dims, i.optional]), [
-    ['image', 'TYPE_STRING', [1], true],
-    ['input', 'TYPE_FP32', [1, 28, 28], true]
+    ['image', 'TYPE_STRING', [1], false]
   ])
+  t.match(config.parameters.request_inputs.string_value, /exactly one of "image".*or "input" \(FP32 \[N, 1, 28, 28\]/)
   const out = Object.fromEntries(config.output.map((o: { name: string, data_type: string, dims: number[] }) => [o.name, [o.data_type, o.dims]]))
   t.same(out.logits, ['TYPE_FP32', [10]])
   t.same(out.ood_reject, ['TYPE_BOOL', [1]])

@@ -1,9 +1,12 @@
 // A served model's configuration in the shape of Triton's model configuration extension
 // (GET /v2/models/{name}/config): what perf_analyzer, Model Analyzer and tritonclient's
 // get_model_config read before anything else. It states what the service really accepts:
-// max_batch_size is the most samples one request may carry (MAX_FILES), the inputs are the two
-// a request may use — exactly one of them per request, so both are "optional" in Triton's sense
-// —, and dynamic_batching is the engine's batching of concurrent requests.
+// max_batch_size is the most samples one request may carry (MAX_FILES); the input is the one
+// the model metadata lists, "image", required; and dynamic_batching is the engine's batching of
+// concurrent requests. The preprocessed FP32 alternative is named in parameters.request_inputs,
+// not listed: perf_analyzer (2.50) refuses a config input the metadata lacks, and fills every
+// listed input, optional or not, for --input-data random|zero, so two listed inputs make it send
+// both, which is refused (docs/api.md, "Metadata, config and requests").
 import type { LoadedModel } from '../../registry/load-manifest.js'
 import { IMAGE_INPUT } from './request.js'
 import type { TensorMetadata } from './outputs.js'
@@ -35,8 +38,7 @@ export function tritonModelConfig (model: LoadedModel, outputs: TensorMetadata[]
     version_policy: { latest: { num_versions: 1 } },
     max_batch_size: ctx.maxRequestSamples,
     input: [
-      { name: IMAGE_INPUT, data_type: 'TYPE_STRING', format: 'FORMAT_NONE', ...perSample([-1]), optional: true, is_shape_tensor: false, allow_ragged_batch: false },
-      { name: input.name, data_type: 'TYPE_FP32', format: 'FORMAT_NCHW', dims: [input.channels, input.height, input.width], optional: true, is_shape_tensor: false, allow_ragged_batch: false }
+      { name: IMAGE_INPUT, data_type: 'TYPE_STRING', format: 'FORMAT_NONE', ...perSample([-1]), optional: false, is_shape_tensor: false, allow_ragged_batch: false }
     ],
     output: outputs.map((o) => ({ name: o.name, data_type: TRITON_TYPE[o.datatype], ...perSample(o.shape), label_filename: '', is_shape_tensor: false })),
     dynamic_batching: {

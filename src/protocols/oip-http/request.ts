@@ -136,7 +136,9 @@ export function flattenData (data: unknown, shape: number[], what: string): unkn
 
 function imagesInput (t: z.infer<typeof TensorSchema>, binary: Buffer | undefined, limits: InferLimits): ModelInput {
   const what = `input "${t.name}"`
-  if (t.shape.length !== 1) throw new BadRequestError(`${what}: shape must be [N] (one encoded image per element), got [${t.shape.join(', ')}]`)
+  // [N] as KServe clients send it, or [N, 1] as the metadata and config state it (Triton's dims
+  // [1] per sample, what perf_analyzer sends): one encoded image per element either way.
+  if (!(t.shape.length === 1 || (t.shape.length === 2 && t.shape[1] === 1))) throw new BadRequestError(`${what}: shape must be [N] or [N, 1] (one encoded image per element), got [${t.shape.join(', ')}]`)
   const n = t.shape[0]!
   if (n < 1 || n > limits.maxElements) throw new BadRequestError(`${what}: between 1 and ${limits.maxElements} images per request (MAX_FILES), got ${n}`)
   let images: Buffer[]

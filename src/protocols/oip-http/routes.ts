@@ -37,7 +37,7 @@ const ModelMetadataSchema = z.object({
   name: z.string(),
   versions: z.array(z.string()),
   platform: z.string(),
-  inputs: z.array(TensorMetadataSchema).describe(`Either "${IMAGE_INPUT}" (BYTES [N], encoded PNG/JPEG/WebP images) or the ONNX input (FP32 [N, C, H, W], preprocessed)`),
+  inputs: z.array(TensorMetadataSchema).describe(`The input a request requires: "${IMAGE_INPUT}" (BYTES [N, 1] or [N], encoded PNG/JPEG/WebP images; N at most MAX_FILES, the config's max_batch_size). A request may instead carry the ONNX input (FP32 [N, C, H, W], preprocessed), named in the config's parameters.request_inputs`),
   outputs: z.array(TensorMetadataSchema)
 }).meta({ id: 'OipModelMetadata' })
 
@@ -113,15 +113,14 @@ export default async function v2Routes (app: FastifyInstance, opts: V2RouteOptio
   }
 
   function metadata (model: LoadedModel): z.infer<typeof ModelMetadataSchema> {
-    const { input } = model
     return {
       name: model.name,
       versions: [model.version],
       platform: 'onnx_onnxv1',
-      inputs: [
-        { name: IMAGE_INPUT, datatype: 'BYTES', shape: [-1] },
-        { name: input.name, datatype: 'FP32', shape: [-1, input.channels, input.height, input.width] }
-      ],
+      // The one input a request requires, as OIP defines `inputs` (docs/api.md, "Metadata,
+      // config and requests"): listing the FP32 alternative too makes clients that fill every
+      // listed input (perf_analyzer --input-data random|zero) send both, which is refused.
+      inputs: [{ name: IMAGE_INPUT, datatype: 'BYTES', shape: [-1, 1] }],
       outputs: modelOutputs(model)
     }
   }

@@ -60,7 +60,7 @@ def test_server_and_model_health_and_metadata(client):
     assert {"binary_tensor_data", "classification"} <= set(meta["extensions"])
     model = client.get_model_metadata(MODEL)
     assert model["name"] == MODEL and model["versions"] == [SPEC["version"]]
-    assert {i["name"]: i["datatype"] for i in model["inputs"]} == {"image": "BYTES", SPEC["tensorName"]: "FP32"}
+    assert model["inputs"] == [{"name": "image", "datatype": "BYTES", "shape": [-1, 1]}]
     assert [o["name"] for o in model["outputs"]] == ["logits", "label", "class_index", "ood_score", "ood_threshold", "ood_reject", "ood_p_value", "min_distance"]
 
 
