@@ -1,6 +1,9 @@
 """Schemathesis hooks for test/property/run-schemathesis.sh (loaded via SCHEMATHESIS_HOOKS).
 
-Registers one custom check, `error_body_shape`: every 4xx/5xx response must be JSON of
+Registers two custom checks. `not_a_server_error_but_not_ready` is schemathesis' not_a_server_error
+with one exception: a readiness route (`/health/ready`, `/v2/health/ready`, `/v2/models/{name}/ready`)
+answering its documented 503, "not ready" — for a model the repository lists but does not serve (an
+earlier case unloaded it through the repository API), that is the answer, not a fault. `error_body_shape`: every 4xx/5xx response must be JSON of
 exactly the documented Error shape, {"error": {"code": <str>, "message": <str>}}, with
 Content-Type application/json — or, on the Open Inference Protocol's routes (/v2/...), that
 protocol's own shape, {"error": <str>}, which Triton's and KServe's clients read. response_schema_conformance already covers the statuses the
@@ -17,6 +20,21 @@ import schemathesis
 def _fail(message: str, response) -> None:
     body = response.content[:500].decode("utf-8", errors="replace")
     raise AssertionError(f"{message}\nStatus: {response.status_code}\nBody: {body}")
+
+
+READY_ROUTES = ("/health/ready", "/v2/health/ready")
+
+
+@schemathesis.check
+def not_a_server_error_but_not_ready(ctx, response, case):
+    """No 5xx, except a readiness route's documented 503 (not ready)."""
+    if response.status_code < 500:
+        return None
+    path = case.formatted_path if hasattr(case, "formatted_path") else case.path
+    if response.status_code == 503 and (path in READY_ROUTES or (path.startswith("/v2/models/") and path.endswith("/ready"))):
+        return None
+    _fail(f"Server error {response.status_code}", response)
+    return None
 
 
 @schemathesis.check
