@@ -12,7 +12,7 @@ import { classThresholds, ece, fitTemperature, nll } from '../evaluation/calibra
 import { minCalibrationSize, thresholdAtTpr } from '../../ood/threshold.js'
 import { SCORE_KINDS, type OodSpec, type ProbabilitiesSpec } from '../../registry/manifest-schema.js'
 import { loadManifest } from '../../registry/load-manifest.js'
-import { updateCalibration } from '../../registry/update-manifest.js'
+import { updateCalibration } from './update-manifest.js'
 import { parse, parseScore, parseTpr, requireModel, requireOption, requireScoreFits, UsageError } from './args.js'
 import { runCli } from './main.js'
 import { runDataset, scoresOf, startEngine, warnSkipped, warnUnmatched } from './run-dataset.js'

@@ -14,8 +14,8 @@
 import { mkdir, readdir, readFile, rename, rmdir, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import { parseManifest } from '../../registry/load-manifest.js'
-import { pidAlive, withManifestLock } from '../../registry/manifest-lock.js'
-import { writeFileAtomic } from '../../registry/update-manifest.js'
+import { pidAlive, withManifestLock } from './manifest-lock.js'
+import { writeFileAtomic } from './update-manifest.js'
 import { readManifestFile, writeManifestFile, type RawManifest } from './manifest-file.js'
 import { pauseAfter } from './test-pause.js'
 

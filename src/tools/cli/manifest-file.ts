@@ -4,7 +4,7 @@
 import { mkdir, readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { parseManifest } from '../../registry/load-manifest.js'
-import { writeFileAtomic } from '../../registry/update-manifest.js'
+import { writeFileAtomic } from './update-manifest.js'
 import { UsageError } from './args.js'
 
 /** The names `models add` gives a model's ONNX file in its folder: model.onnx, or model-<sha256 prefix>.onnx for a replacement. */

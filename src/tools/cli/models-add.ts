@@ -29,7 +29,7 @@ import { changeManifest, type ManifestChange } from './manifest-change.js'
 import { MODEL_FILE, readManifestFile, type RawEntry, type RawManifest } from './manifest-file.js'
 import { openOnnx } from './onnx-graph.js'
 import { pauseAfter } from './test-pause.js'
-import { tempName } from '../../registry/update-manifest.js'
+import { tempName } from './update-manifest.js'
 
 export const ADD_USAGE = `usage: npm run models -- add --name NAME --onnx FILE --labels FILE|A,B,C --head HEAD --mean M --std S [options]
 

@@ -45,7 +45,7 @@ t.test('calibrate refuses a model whose scores are NaN for some images, in one l
   t.equal(made.status, 0, made.stderr)
   const manifest = path.join(dir, 'served', 'manifest.json')
   const labels = Array.from({ length: 10 }, (_, i) => `c${i}`).join(',')
-  const added = await cli('models', async () => { await models(['add', '--name', 'nan', '--onnx', onnx, '--head', 'logits', '--labels', labels, '--manifest', manifest], env) })
+  const added = await cli('models', async () => { await models(['add', '--name', 'nan', '--onnx', onnx, '--head', 'logits', '--labels', labels, '--mean', '0', '--std', '1', '--manifest', manifest], env) })
   t.equal(added.code, 0, added.stderr)
 
   // 30 Fashion-MNIST images and 10 all-black ones.

@@ -5,9 +5,9 @@
 import { randomBytes } from 'node:crypto'
 import { open, readFile, rename, unlink } from 'node:fs/promises'
 import path from 'node:path'
-import { ManifestError } from '../errors.js'
-import type { OodSpec, ProbabilitiesSpec } from './manifest-schema.js'
-import { parseManifest } from './load-manifest.js'
+import { ManifestError } from '../../errors.js'
+import type { OodSpec, ProbabilitiesSpec } from '../../registry/manifest-schema.js'
+import { parseManifest } from '../../registry/load-manifest.js'
 import { withManifestLock } from './manifest-lock.js'
 
 /** Temporary files carry the writer's pid, so a later run can tell a dead writer's leftovers (`.<file>.<pid>-<hex>.tmp`). */

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs'
 import { open, readFile, stat, unlink } from 'node:fs/promises'
 import os from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ManifestLockedError } from '../errors.js'
+import { ManifestLockedError } from '../../errors.js'
 
 export interface LockHolder {
   pid: number
