@@ -3,7 +3,7 @@
 import neostandard from 'neostandard'
 
 export default [
-  ...neostandard({ ts: true, ignores: ['dist/**', 'coverage/**', '.tap/**', 'node_modules/**', 'training/**', '.ci/.venv/**', 'tmp/**'] }),
+  ...neostandard({ ts: true, ignores: ['dist/**', 'coverage/**', '.tap/**', 'node_modules/**', 'training/**', '.ci/**', 'tmp/**'] }),
   {
     rules: {
       // `void promise` marks a deliberately unawaited promise (fire-and-forget, Fastify's
