@@ -38,7 +38,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ]; then
     say "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } || { say "apt-get failed"; exit 1; }
+    # apt's own chatter (debconf's notes) only when it fails.
+    apt_log=$(mktemp)
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$apt_log" 2>&1 || { cat "$apt_log" >&2; say "apt-get failed"; exit 1; }
+    rm -f "$apt_log"
   else
     say "missing Debian packages: ${missing[*]}. Install them, then run npm test again:"
     echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
