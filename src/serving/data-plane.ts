@@ -6,13 +6,13 @@
 // A request is served entirely by the generation of models current when it starts (its entry,
 // threshold, version and session), whatever reload happens meanwhile: serve() holds that
 // generation until the protocol's function is done.
-import { ModelNotFoundError, ModelVersionNotFoundError } from '../errors.js'
 import type { Engine } from '../inference/engine.js'
 import { decide, type Decision, type OodResult } from '../ood/decision.js'
 import { graphScoresOf } from '../ood/scores.js'
 import { preprocess, type PreprocessLimits } from '../preprocess/preprocess.js'
 import type { LoadedModel } from '../registry/load-manifest.js'
 import { requestTimes, type PredictionTimes } from './model-stats.js'
+import { servedModel } from './served-model.js'
 
 /** What a protocol hands over: encoded images, or preprocessed tensors ([count, C, H, W], row-major). */
 export type Samples =
@@ -66,10 +66,7 @@ export class DataPlane {
    */
   async serve<T> (name: string | undefined, version: string | undefined, fn: (served: ServedModel) => Promise<T>): Promise<T> {
     return await this.engine.use(async (generation) => {
-      const modelName = name ?? generation.manifest.defaultModel
-      const model = generation.model(modelName)
-      if (model === undefined) throw new ModelNotFoundError(modelName)
-      if (version !== undefined && version !== model.version) throw new ModelVersionNotFoundError(modelName, version, model.version)
+      const model = servedModel(generation, name ?? generation.manifest.defaultModel, version)
       const batcher = generation.batcher(model.name)
       const { limits, requestTimeoutMs } = this.options
       const sampleSize = model.input.channels * model.input.height * model.input.width

@@ -5,17 +5,15 @@
 // serves them on the internal network; nginx's own 400, 414, 431 and 501 speak the service's
 // JSON error format; and X-Request-Id follows the request: the caller's when the service would
 // accept it, else nginx's own, the same in nginx's answer and the service's log line.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import os from 'node:os'
+import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import t from 'tap'
-import { findNginx, writeNginxConf } from '../../scripts/nginx-conf.js'
-import { freePort } from '../../src/tools/bench/server.js'
+import { findNginx } from '../../scripts/nginx-conf.js'
 import { buildOver } from '../helpers/build.js'
 import { fixturePng } from '../helpers/images.js'
+import { startNginx } from '../helpers/nginx-process.js'
 import { rawRequest } from '../helpers/raw-http.js'
 
 const TOKEN = 'lb-exposure-test-token-0123456789'
@@ -29,16 +27,8 @@ if (nginxBin === null) {
   const sink = new Writable({ write (chunk: Buffer, _enc, done) { logged.push(JSON.parse(chunk.toString())); done() } })
   const { app } = await buildOver(t, { env: { ADMIN_TOKEN: TOKEN }, logger: pino({ level: 'info' }, sink) })
   const upstream = new URL(await app.listen({ host: '127.0.0.1', port: 0 }))
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'isomax-nginx-exposure-'))
-  const port = await freePort()
-  const file = writeNginxConf({ upstreams: [upstream.host], listen: `127.0.0.1:${port}`, dir })
-  const nginx = spawn(nginxBin, ['-p', `${dir}/`, '-c', file, '-e', path.join(dir, 'error.log')], { stdio: 'ignore' })
-  t.teardown(async () => {
-    await stop(nginx)
-    rmSync(dir, { recursive: true, force: true })
-  })
-  const base = `http://127.0.0.1:${port}`
-  await waitFor(base, nginx, dir)
+  const { base, dir } = await startNginx(t, nginxBin, upstream.host, 'exposure')
+  const port = Number(new URL(base).port)
   const auth = { authorization: `Bearer ${TOKEN}` }
   const get = (p: string): string[] => [`GET ${p} HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n`]
   const postAdmin = (p: string): string[] => [`POST ${p} HTTP/1.1\r\nHost: lb\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`]
@@ -135,28 +125,4 @@ if (nginxBin === null) {
       t.equal(access.requestId, id, 'and nginx logged it too')
     }
   })
-}
-
-async function waitFor (base: string, nginx: ChildProcess, dir: string): Promise<void> {
-  const until = Date.now() + 10_000
-  while (Date.now() < until) {
-    if (nginx.exitCode !== null) {
-      const log = path.join(dir, 'error.log')
-      throw new Error(`nginx exited with ${nginx.exitCode}: ${existsSync(log) ? readFileSync(log, 'utf8') : ''}`)
-    }
-    try {
-      const res = await fetch(`${base}/health/live`)
-      await res.arrayBuffer()
-      if (res.status === 200) return
-    } catch {}
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  throw new Error('nginx did not answer /health/live in 10 s')
-}
-
-async function stop (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  child.kill('SIGTERM')
-  await exited
 }

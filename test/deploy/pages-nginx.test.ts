@@ -3,17 +3,15 @@
 // files and the API docs arrive whole with the service's own headers (CSP included); scripts
 // and styles come gzipped, the API's JSON as the service sent it. Without nginx this test
 // fails, saying how to install it (.ci/run does).
-import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import os from 'node:os'
+import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { findNginx, writeNginxConf } from '../../scripts/nginx-conf.js'
-import { freePort } from '../../src/tools/bench/server.js'
+import { findNginx } from '../../scripts/nginx-conf.js'
 import { API_DOCS_CSP } from '../../src/ui/api-docs.js'
 import { PUBLIC_DIR } from '../../src/ui/public-dir.js'
 import { TRY_IT_CSP, UPLOT_DIR } from '../../src/ui/try-it.js'
 import { buildOver } from '../helpers/build.js'
+import { startNginx } from '../helpers/nginx-process.js'
 
 const nginxBin = findNginx()
 if (nginxBin === null) {
@@ -22,16 +20,7 @@ if (nginxBin === null) {
   t.test('/, its files and /docs through nginx', async (t) => {
     const { app } = await buildOver(t)
     const upstream = new URL(await app.listen({ host: '127.0.0.1', port: 0 }))
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'isomax-nginx-pages-'))
-    const port = await freePort()
-    const file = writeNginxConf({ upstreams: [upstream.host], listen: `127.0.0.1:${port}`, dir })
-    const nginx = spawn(nginxBin, ['-p', `${dir}/`, '-c', file, '-e', path.join(dir, 'error.log')], { stdio: 'ignore' })
-    t.teardown(async () => {
-      await stop(nginx)
-      rmSync(dir, { recursive: true, force: true })
-    })
-    const base = `http://127.0.0.1:${port}`
-    await waitFor(base, nginx, dir)
+    const { base } = await startNginx(t, nginxBin, upstream.host, 'pages')
 
     const page = await fetch(`${base}/`)
     t.equal(page.status, 200)
@@ -64,29 +53,4 @@ if (nginxBin === null) {
     t.equal(models.headers.get('content-security-policy'), null, 'and carries no page CSP')
     await models.arrayBuffer()
   })
-}
-
-async function waitFor (base: string, nginx: ChildProcess, dir: string): Promise<void> {
-  const until = Date.now() + 10_000
-  while (Date.now() < until) {
-    if (nginx.exitCode !== null) {
-      const log = path.join(dir, 'error.log')
-      throw new Error(`nginx exited with ${nginx.exitCode}: ${existsSync(log) ? readFileSync(log, 'utf8') : ''}`)
-    }
-    try {
-      const res = await fetch(`${base}/health/live`)
-      await res.arrayBuffer()
-      if (res.status === 200) return
-    } catch {}
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  throw new Error('nginx did not answer /health/live in 10 s')
-}
-
-async function stop (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  // nginx's fast shutdown: the master stops its workers.
-  child.kill('SIGTERM')
-  await exited
 }

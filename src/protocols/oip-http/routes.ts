@@ -8,7 +8,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { PACKAGE_VERSION } from '../../version.js'
-import { ModelNotFoundError, ModelNotLoadedError, ModelVersionNotFoundError, NotReadyError } from '../../errors.js'
+import { ModelNotLoadedError, NotReadyError } from '../../errors.js'
+import { servedModel } from '../../serving/served-model.js'
 import { tritonModelConfig } from './model-config.js'
 import { inferResponse, modelOutputs, type Classified } from './outputs.js'
 import { IMAGE_INPUT, parseInfer, type InferLimits } from './request.js'
@@ -99,14 +100,6 @@ export default async function v2Routes (app: FastifyInstance, opts: V2RouteOptio
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: opts.maxRequestBytes }, (_req, body, done) => { done(null, body) })
   const typed = app.withTypeProvider<ZodTypeProvider>()
 
-  /** The model `name` (at `version`, when the path names one) in `lookup`'s set, or a 404. */
-  function modelOf (lookup: { model: (name: string) => LoadedModel | undefined }, name: string, version: string | undefined): LoadedModel {
-    const model = lookup.model(name)
-    if (model === undefined) throw new ModelNotFoundError(name)
-    if (version !== undefined && version !== model.version) throw new ModelVersionNotFoundError(name, version, model.version)
-    return model
-  }
-
   function requireReady (): void {
     const reason = app.lifecycle.notReadyReason()
     if (reason !== null) throw new NotReadyError(reason)
@@ -153,7 +146,7 @@ export default async function v2Routes (app: FastifyInstance, opts: V2RouteOptio
 
   /** Triton's statistics for the served models named (every served model when `name` is undefined). */
   function statistics (name: string | undefined, version: string | undefined): z.infer<typeof ModelStatsSchema> {
-    const models = name === undefined ? [...engine.manifest.models.values()] : [modelOf(engine, name, version)]
+    const models = name === undefined ? [...engine.manifest.models.values()] : [servedModel(engine, name, version)]
     return { model_stats: models.map((m) => app.modelStats.snapshot(m.name, m.version)) }
   }
 
@@ -179,12 +172,12 @@ export default async function v2Routes (app: FastifyInstance, opts: V2RouteOptio
 
     typed.get(base, {
       schema: { summary: 'Model metadata', tags: ['open inference protocol'], params, response: { 200: ModelMetadataSchema, 404: errors[404], 414: errors[414] } }
-    }, async (req) => metadata(modelOf(engine, req.params.name, versionOf(req.params))))
+    }, async (req) => metadata(servedModel(engine, req.params.name, versionOf(req.params))))
 
     typed.get(`${base}/config`, {
       schema: { summary: 'Model configuration (Triton\'s model configuration extension): what a request may carry and how it is batched', tags: ['open inference protocol'], params, response: { 200: ModelConfigSchema, 404: errors[404], 414: errors[414] } }
     }, async (req) => {
-      const model = modelOf(engine, req.params.name, versionOf(req.params))
+      const model = servedModel(engine, req.params.name, versionOf(req.params))
       return tritonModelConfig(model, modelOutputs(model), {
         maxRequestSamples: opts.infer.maxElements,
         batching: engine.batching(model.name)!,
@@ -204,7 +197,7 @@ export default async function v2Routes (app: FastifyInstance, opts: V2RouteOptio
       // Known to the repository but not served (unloaded, or staged without calibration): not
       // ready, as Triton and KServe say it, rather than unknown.
       if (engine.model(name) === undefined && app.repository.knows(name)) throw new ModelNotLoadedError(name, 'unloaded or not calibrated', name)
-      const model = modelOf(engine, name, versionOf(req.params))
+      const model = servedModel(engine, name, versionOf(req.params))
       requireReady()
       return { name: model.name, ready: true }
     })
