@@ -128,7 +128,13 @@ async function breakStale (lockFile: string, staleText: string): Promise<boolean
   try {
     const now = await readHolder(lockFile)
     if (now?.text !== staleText) return false
-    await unlink(lockFile)
+    try {
+      await unlink(lockFile)
+    } catch (err) {
+      // Gone meanwhile (its holder released it after all): nothing was taken over; try again.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+      throw err
+    }
     return true
   } finally {
     await unlink(breaker).catch(() => {})
@@ -152,10 +158,12 @@ export async function withManifestLock<T> (manifestFile: string, command: string
   const deadline = Date.now() + timeoutMs
   let delay = 5
   for (;;) {
-    if (await createExclusive(lockFile, text)) {
-      held.add(me.token)
-      break
-    }
+    // Held from before the file exists: another call in this process that reads the lock while
+    // this one is still writing it must not judge it stale (this pid, a token it does not know)
+    // and remove it under this writer.
+    held.add(me.token)
+    if (await createExclusive(lockFile, text)) break
+    held.delete(me.token)
     const found = await readHolder(lockFile)
     if (found === undefined) continue // released between the two calls
     const h = found.holder
