@@ -7,11 +7,11 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import path from 'node:path'
 import t, { type Test } from 'tap'
 import { models } from '../../../src/tools/cli/models.js'
-import { runCli } from '../../../src/tools/cli/main.js'
 import { loadManifest, sha256File } from '../../../src/registry/load-manifest.js'
 import { updateCalibration } from '../../../src/tools/cli/update-manifest.js'
 import { withManifestLock } from '../../../src/tools/cli/manifest-lock.js'
 import { readRepositoryFile } from '../../../src/repository/servable.js'
+import { cli, type Run as InProcessRun } from '../../helpers/cli.js'
 import { fashionTest, MANIFEST, png, REPO } from '../../helpers/data.js'
 import { copyModels } from '../../helpers/manifest-copy.js'
 
@@ -54,27 +54,8 @@ async function spawnModels (argv: string[], pauseAfter?: string): Promise<Run> {
   })
 }
 
-/** A tool run in this process, as runCli runs it: what it printed on stderr and its exit code. */
-async function inProcess (argv: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
-  const out: string[] = []
-  const err: string[] = []
-  const stdout = process.stdout.write.bind(process.stdout)
-  const stderr = process.stderr.write.bind(process.stderr)
-  const saved = process.exitCode
-  process.exitCode = 0
-  process.stdout.write = ((chunk: string) => { out.push(String(chunk)); return true }) as typeof process.stdout.write
-  process.stderr.write = ((chunk: string) => { err.push(String(chunk)); return true }) as typeof process.stderr.write
-  let code: number
-  try {
-    await runCli('models', async () => { await models(argv, env) })
-  } finally {
-    process.stdout.write = stdout
-    process.stderr.write = stderr
-    code = Number(process.exitCode ?? 0)
-    process.exitCode = saved
-  }
-  return { code, stdout: out.join(''), stderr: err.join('') }
-}
+/** `npm run models -- …` in this process (test/helpers/cli.ts). */
+const inModels = async (argv: string[]): Promise<InProcessRun> => await cli('models', async () => { await models(argv, env) })
 
 const addArgs = (manifest: string, name: string, onnx = SOFTMAX, ...more: string[]): string[] =>
   ['add', '--name', name, '--onnx', onnx, '--labels', LABELS, '--head', 'logits', '--mean', '0.286', '--std', '0.353', '--manifest', manifest, ...more]
@@ -144,7 +125,7 @@ t.test('add --force killed at each step: the manifest is servable, and the next 
         replaced ? 'the new entry: the manifest was written' : 'the old entry, still calibrated, on its old file')
 
       // The next run takes over the dead process's lock and clears what it left.
-      const next = await inProcess(addArgs(manifest, 'after-crash'))
+      const next = await inModels(addArgs(manifest, 'after-crash'))
       t.equal(next.code, 0, next.stderr)
       if (step !== 'staged') t.match(next.stderr, /took over the lock .*manifest\.json\.lock of pid \d+ \(no longer running/, 'says it took over a stale lock')
       t.match(next.stderr, {
@@ -183,7 +164,7 @@ t.test('add --force --calibrate into a served manifest: the entry is written cal
   mkdirSync(junk)
   writeFileSync(path.join(junk, 'a.png'), 'not a png')
   const before = readFileSync(manifest)
-  const failed = await inProcess(addArgs(manifest, 'never', SOFTMAX, '--calibrate', junk, '--score', 'msp'))
+  const failed = await inModels(addArgs(manifest, 'never', SOFTMAX, '--calibrate', junk, '--score', 'msp'))
   t.equal(failed.code, 2)
   t.match(failed.stderr, /^models: error: "never" was not added to .*manifest\.json, which is unchanged: calibrating it failed: .*junk: none of the 1 images could be read/m)
   t.same(readFileSync(manifest), before, 'the manifest unchanged')
@@ -198,7 +179,7 @@ t.test('remove killed after the manifest was written: the next run deletes the f
   const killed = await spawnModels(['remove', '--name', 'fashion-mnist-softmax', '--manifest', manifest], 'manifest')
   t.equal(killed.signal, 'SIGKILL', killed.stderr)
   await servable(t, manifest, 'killed remove')
-  const next = await inProcess(addArgs(manifest, 'after-remove'))
+  const next = await inModels(addArgs(manifest, 'after-remove'))
   t.equal(next.code, 0, next.stderr)
   t.match(next.stderr, /^note: finished an interrupted `models remove` \(pid \d+, [-:.0-9TZ]+\): its manifest was written; deleted .*fashion-mnist-softmax\/README\.md, .*fashion-mnist-softmax\/model\.onnx, .*fashion-mnist-softmax\/$/m)
   t.notOk(existsSync(path.join(dir, 'fashion-mnist-softmax')), 'the folder went with its files')
@@ -209,7 +190,7 @@ t.test('a stale lock (its pid dead) is taken over with a message; a live one is 
   const manifest = modelsCopy()
   const dead = await new Promise<number>((resolve) => { const c = spawn('true'); c.on('exit', () => resolve(c.pid!)) })
   writeFileSync(`${manifest}.lock`, JSON.stringify({ pid: dead, hostname: (await import('node:os')).hostname(), started: '2026-01-01T00:00:00.000Z', command: 'models add', token: 'x' }) + '\n')
-  const r = await inProcess(addArgs(manifest, 'after-stale'))
+  const r = await inModels(addArgs(manifest, 'after-stale'))
   t.equal(r.code, 0, r.stderr)
   t.match(r.stderr, new RegExp(`took over the lock .*manifest\\.json\\.lock of pid ${dead} \\(no longer running; models add since 2026-01-01T00:00:00\\.000Z\\)`))
   t.notOk(existsSync(`${manifest}.lock`), 'released')
@@ -222,7 +203,7 @@ t.test('a stale lock (its pid dead) is taken over with a message; a live one is 
   await new Promise((resolve) => sleeper.on('spawn', resolve))
   for (const pid of [process.pid, sleeper.pid!]) {
     writeFileSync(`${manifest}.lock`, JSON.stringify({ pid, hostname: host, started: '2026-01-01T00:00:00.000Z', command: 'models remove', token: 'y' }) + '\n')
-    const reused = await inProcess(addArgs(manifest, `after-reused-${pid}`))
+    const reused = await inModels(addArgs(manifest, `after-reused-${pid}`))
     t.equal(reused.code, 0, reused.stderr)
     t.match(reused.stderr, new RegExp(`took over the lock .* of pid ${pid} \\(no longer running: the pid is another process's now; models remove since 2026-01-01`), `pid ${pid} reused`)
   }

@@ -10,10 +10,10 @@ import { parseBenchArgs, USAGE as BENCH_USAGE } from '../../../src/tools/bench/a
 import { HelpRequest, joinNumberLists } from '../../../src/tools/cli/args.js'
 import { calibrate } from '../../../src/tools/cli/calibrate.js'
 import { evaluate } from '../../../src/tools/cli/evaluate.js'
-import { runCli } from '../../../src/tools/cli/main.js'
 import { checkOutputWidth, perChannel, sampleShape } from '../../../src/tools/cli/graph-spec.js'
 import { models } from '../../../src/tools/cli/models.js'
 import { loadManifest, sha256File } from '../../../src/registry/load-manifest.js'
+import { cli, type Run } from '../../helpers/cli.js'
 import { MANIFEST, REPO } from '../../helpers/data.js'
 import { copyModels } from '../../helpers/manifest-copy.js'
 
@@ -35,30 +35,6 @@ const modelsCopy = (): string => {
   const manifest = copyModels()
   scratch.push(path.dirname(manifest))
   return manifest
-}
-
-interface Run { code: number, stdout: string, stderr: string }
-
-/** A tool as runCli runs it, in this process: what it prints, and the exit code it sets. */
-async function cli (tool: string, fn: () => Promise<unknown>): Promise<Run> {
-  const out: string[] = []
-  const err: string[] = []
-  const stdout = process.stdout.write.bind(process.stdout)
-  const stderr = process.stderr.write.bind(process.stderr)
-  const saved = process.exitCode
-  process.exitCode = 0
-  process.stdout.write = ((chunk: string) => { out.push(String(chunk)); return true }) as typeof process.stdout.write
-  process.stderr.write = ((chunk: string) => { err.push(String(chunk)); return true }) as typeof process.stderr.write
-  let code: number
-  try {
-    await runCli(tool, async () => { await fn() })
-  } finally {
-    process.stdout.write = stdout
-    process.stderr.write = stderr
-    code = Number(process.exitCode ?? 0)
-    process.exitCode = saved
-  }
-  return { code, stdout: out.join(''), stderr: err.join('') }
 }
 
 const run = async (...argv: string[]): Promise<Run> => await cli('models', async () => { await models(argv, env) })

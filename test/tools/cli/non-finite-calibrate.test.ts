@@ -9,33 +9,12 @@ import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { calibrate } from '../../../src/tools/cli/calibrate.js'
-import { runCli } from '../../../src/tools/cli/main.js'
 import { models } from '../../../src/tools/cli/models.js'
+import { cli } from '../../helpers/cli.js'
 import { build } from '../../helpers/build.js'
 import { fashionTest, png, REPO } from '../../helpers/data.js'
 
 const env = { EXECUTION_PROVIDER: 'cpu', INFERENCE_WORKERS: '1', LOG_LEVEL: 'silent' }
-
-/** A tool as runCli runs it, in this process: what it writes to stderr, and its exit code. */
-async function cli (tool: string, fn: () => Promise<unknown>): Promise<{ code: number, stderr: string }> {
-  const err: string[] = []
-  const stderr = process.stderr.write.bind(process.stderr)
-  const stdout = process.stdout.write.bind(process.stdout)
-  const saved = process.exitCode
-  process.exitCode = 0
-  process.stderr.write = ((chunk: string) => { err.push(String(chunk)); return true }) as typeof process.stderr.write
-  process.stdout.write = (() => true) as typeof process.stdout.write
-  let code: number
-  try {
-    await runCli(tool, async () => { await fn() })
-  } finally {
-    process.stderr.write = stderr
-    process.stdout.write = stdout
-    code = Number(process.exitCode ?? 0)
-    process.exitCode = saved
-  }
-  return { code, stderr: err.join('') }
-}
 
 t.test('calibrate refuses a model whose scores are NaN for some images, in one line', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'isomax-nan-model-'))
