@@ -2,7 +2,8 @@
 # One Python client's pytest file against a live isomax-serve, for test/oip/<client>/run.sh:
 # builds the service, makes the inputs (triton/make-inputs.ts: real PNG and JPEG images, and
 # the tensors preprocess() makes of two), starts dist/src/server.js on a free port, runs the
-# tests with ISOMAX_URL and ISOMAX_INPUTS set, and ends with one line for CI to grep:
+# tests with ISOMAX_URL and ISOMAX_INPUTS set and this folder on PYTHONPATH (live_service.py),
+# and ends with one line for CI to grep:
 #   NAME: N passed, F failed
 #   bash test/oip/run-client.sh NAME VENV_PYTHON TEST_FILE IMPORT_CHECK REQUIREMENTS
 set -uo pipefail
@@ -30,7 +31,7 @@ for _ in $(seq 1 240); do
   kill -0 "$server_pid" 2>/dev/null || { tail -20 "$work/server.log" >&2; fail "the server exited"; }
   sleep 0.5
 done
-ISOMAX_URL="http://127.0.0.1:$port" ISOMAX_INPUTS="$work/inputs" PYTHONDONTWRITEBYTECODE=1 \
+ISOMAX_URL="http://127.0.0.1:$port" ISOMAX_INPUTS="$work/inputs" PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" \
   "$py" -m pytest -q -p no:cacheprovider "$test_file" 2>&1 | tee "$work/pytest.log"
 status=${PIPESTATUS[0]}
 # -a: a failure's report may quote binary bytes, and grep would then only say "binary file matches".

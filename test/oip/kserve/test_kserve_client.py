@@ -10,21 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
-import os
-import urllib.request
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 from kserve import InferInput, InferRequest
 from kserve.inference_client import InferenceRESTClient, RESTConfig
-
-URL = os.environ["ISOMAX_URL"]
-INPUTS = Path(os.environ["ISOMAX_INPUTS"])
-SPEC = json.loads((INPUTS / "inputs.json").read_text())
-MODEL = SPEC["model"]
+from live_service import MODEL, URL, classify, images  # test/oip/live_service.py
 
 
 def run(coro_fn):
@@ -36,17 +28,6 @@ def run(coro_fn):
         finally:
             await client.close()
     return asyncio.run(main())
-
-
-def images() -> list[bytes]:
-    return [(INPUTS / name).read_bytes() for name in SPEC["images"]]
-
-
-def classify(image: bytes) -> dict:
-    content_type = "image/png" if image[:4] == b"\x89PNG" else "image/jpeg"
-    req = urllib.request.Request(f"{URL}/classify", data=image, headers={"Content-Type": content_type}, method="POST")
-    with urllib.request.urlopen(req, timeout=30) as res:
-        return json.loads(res.read())
 
 
 def image_request(batch: list[bytes], model: str = MODEL) -> InferRequest:

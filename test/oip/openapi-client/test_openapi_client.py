@@ -8,37 +8,18 @@ was given, None included, as JSON null (`"outputs": null`), which the service mu
 from __future__ import annotations
 
 import base64
-import json
-import os
-import urllib.request
-from pathlib import Path
 
 import pytest
 from open_inference.openapi.client import OpenInferenceClient
 from open_inference.openapi.core.api_error import ApiError
 from open_inference.openapi.core.jsonable_encoder import jsonable_encoder
 from open_inference.openapi.types import InferenceRequest, RequestInput, RequestOutput
-
-URL = os.environ["ISOMAX_URL"]
-INPUTS = Path(os.environ["ISOMAX_INPUTS"])
-SPEC = json.loads((INPUTS / "inputs.json").read_text())
-MODEL = SPEC["model"]
+from live_service import MODEL, SPEC, URL, classify, images  # test/oip/live_service.py
 
 
 @pytest.fixture(scope="module")
 def client():
     return OpenInferenceClient(base_url=URL, timeout=30)
-
-
-def images() -> list[bytes]:
-    return [(INPUTS / name).read_bytes() for name in SPEC["images"]]
-
-
-def classify(image: bytes) -> dict:
-    content_type = "image/png" if image[:4] == b"\x89PNG" else "image/jpeg"
-    req = urllib.request.Request(f"{URL}/classify", data=image, headers={"Content-Type": content_type}, method="POST")
-    with urllib.request.urlopen(req, timeout=30) as res:
-        return json.loads(res.read())
 
 
 def image_input(batch: list[bytes], parameters=None) -> RequestInput:

@@ -8,19 +8,13 @@ answers (scores within 1e-6).
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
-
-URL = os.environ["ISOMAX_URL"]
-INPUTS = Path(os.environ["ISOMAX_INPUTS"])
-SPEC = json.loads((INPUTS / "inputs.json").read_text())
-MODEL = SPEC["model"]
+from live_service import INPUTS, MODEL, SPEC, URL, classify, images  # test/oip/live_service.py
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +22,6 @@ def client():
     c = httpclient.InferenceServerClient(url=URL.removeprefix("http://"))
     yield c
     c.close()
-
-
-def classify(image: bytes) -> dict:
-    """What POST /classify answers for the same image (the reference)."""
-    content_type = "image/png" if image[:4] == b"\x89PNG" else "image/jpeg"
-    req = urllib.request.Request(f"{URL}/classify", data=image, headers={"Content-Type": content_type}, method="POST")
-    with urllib.request.urlopen(req, timeout=30) as res:
-        return json.loads(res.read())
-
-
-def images() -> list[bytes]:
-    return [(INPUTS / name).read_bytes() for name in SPEC["images"]]
 
 
 def image_input(batch: list[bytes], binary: bool = True) -> httpclient.InferInput:
