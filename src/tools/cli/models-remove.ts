@@ -39,7 +39,7 @@ export interface RemoveResult {
  * of earlier versions) and training/publish.py (the card, the parity fixture, its staging copy)
  * write into a model folder.
  */
-const TOOL_FILES = [MODEL_FILE, /^README\.md$/, /^parity\.json$/, /^\.model\.onnx\..*(\.tmp|staged)$/]
+const TOOL_FILES = [MODEL_FILE, /^README\.md$/, /^parity\.json$/, /^quantization\.json$/, /^\.model\.onnx\..*(\.tmp|staged)$/]
 
 export async function removeModel (argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<RemoveResult> {
   const args = parse(argv, {

