@@ -14,7 +14,10 @@ import { MANIFEST, REPO } from './helpers/data.js'
 const manifest = await loadManifest(MANIFEST)
 
 interface QuantizedFixture {
-  shape: number[], input: number[], outputs: Record<string, number[]>, float: Record<string, number[]>,
+  shape: number[],
+  input: number[],
+  outputs: Record<string, number[]>,
+  float: Record<string, number[]>,
   tolerance: { runtime: { maxAbs: number }, float: { logitsMaxAbs: number, scoresMaxRel: number, sameClass: boolean } }
 }
 

@@ -19,6 +19,8 @@ export interface Throughput {
   images: number
   seconds: number
   imagesPerSecond: number
+  /** Images per second of this process's CPU time (every thread: the workers' ORT runs, the main thread's hand-offs). */
+  imagesPerCpuSecond: number
 }
 
 const quiet = { warn: () => {}, error: (obj: object, msg: string) => process.stderr.write(`bench: ${msg} ${JSON.stringify(obj)}\n`) }
@@ -58,9 +60,11 @@ export async function inferenceOnly (pool: WorkerPool, session: string, tensors:
 async function timedLoop (loop: (until: number) => Promise<number>, batchSize: number, seconds: number): Promise<Throughput> {
   await loop(performance.now() + 300)
   const started = performance.now()
+  const cpu = process.cpuUsage()
   const images = await loop(started + seconds * 1000)
+  const used = process.cpuUsage(cpu)
   const elapsed = (performance.now() - started) / 1000
-  return { batchSize, images, seconds: elapsed, imagesPerSecond: images / elapsed }
+  return { batchSize, images, seconds: elapsed, imagesPerSecond: images / elapsed, imagesPerCpuSecond: images / ((used.user + used.system) / 1e6) }
 }
 
 export async function barePipeline (pool: WorkerPool, session: string, spec: InputSpec, limits: PreprocessLimits, bodies: Buffer[], batchSize: number, seconds: number, workers: number): Promise<Throughput> {

@@ -18,6 +18,11 @@ export interface ModelCost {
   median: number
   /** Time per image relative to the first model (median over median). */
   relativeTime: number
+  /** Images per CPU-second of the process (every thread), one figure per round, and their median. */
+  cpuRounds: number[]
+  cpuMedian: number
+  /** Images per CPU-second relative to the first model (median over median): the speed-up in CPU cost. */
+  cpuSpeedup: number
 }
 
 const median = (xs: number[]): number => {
@@ -43,6 +48,7 @@ export async function compareModels (manifest: LoadedManifest<LoadedEntry>, name
   const tensors = new Map(models.map((m) => [m.name, pixels.map((p) => hwcToNormalizedChw(p, m.input.width, m.input.height, 1, m.input.mean, m.input.std))]))
   const sizes = [...new Set([1, options.maxBatchSize ?? first.batching.maxBatchSize])]
   const runs = new Map<string, number[]>()
+  const cpuRuns = new Map<string, number[]>()
   try {
     for (let r = 0; r < rounds; r++) {
       for (const b of sizes) {
@@ -52,6 +58,7 @@ export async function compareModels (manifest: LoadedManifest<LoadedEntry>, name
           const t = await inferenceOnly(pool, sessionKey(m, options), tensors.get(m.name)!, b, seconds, workers)
           const key = `${m.name}\u0000${b}`
           runs.set(key, [...(runs.get(key) ?? []), t.imagesPerSecond])
+          cpuRuns.set(key, [...(cpuRuns.get(key) ?? []), t.imagesPerCpuSecond])
         }
       }
     }
@@ -60,9 +67,11 @@ export async function compareModels (manifest: LoadedManifest<LoadedEntry>, name
   }
   return sizes.flatMap((b) => {
     const base = median(runs.get(`${first.name}\u0000${b}`)!)
+    const cpuBase = median(cpuRuns.get(`${first.name}\u0000${b}`)!)
     return models.map((m) => {
       const r = runs.get(`${m.name}\u0000${b}`)!
-      return { model: m.name, batchSize: b, rounds: r, median: median(r), relativeTime: base / median(r) }
+      const c = cpuRuns.get(`${m.name}\u0000${b}`)!
+      return { model: m.name, batchSize: b, rounds: r, median: median(r), relativeTime: base / median(r), cpuRounds: c, cpuMedian: median(c), cpuSpeedup: median(c) / cpuBase }
     })
   })
 }
@@ -71,7 +80,7 @@ export function renderCosts (costs: ModelCost[], workers: number, seconds: numbe
   const width = Math.max(...costs.map((c) => c.model.length)) + 2
   return [
     `Inference-only ceiling (ORT on ready tensors, ${workers} worker(s), ${seconds} s per run, models alternating)`,
-    `${'model'.padEnd(width)} batch  median img/s  time/image vs first  rounds (img/s)`,
-    ...costs.map((c) => `${c.model.padEnd(width)} ${String(c.batchSize).padStart(5)}  ${c.median.toFixed(0).padStart(12)}  ${c.relativeTime.toFixed(3).padStart(19)}  ${c.rounds.map((v) => v.toFixed(0)).join(' ')}`)
+    `${'model'.padEnd(width)} batch  median img/s  time/image vs first  img/CPU-s  ×first (CPU)  rounds (img/s | img/CPU-s)`,
+    ...costs.map((c) => `${c.model.padEnd(width)} ${String(c.batchSize).padStart(5)}  ${c.median.toFixed(0).padStart(12)}  ${c.relativeTime.toFixed(3).padStart(19)}  ${c.cpuMedian.toFixed(0).padStart(9)}  ${c.cpuSpeedup.toFixed(2).padStart(12)}  ${c.rounds.map((v) => v.toFixed(0)).join(' ')} | ${c.cpuRounds.map((v) => v.toFixed(0)).join(' ')}`)
   ].join('\n')
 }
