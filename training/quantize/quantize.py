@@ -15,7 +15,7 @@ with the better measured throughput is kept unless it agrees less with the float
 rule is in `choose`).
 
 Usage: quantize.py --model IN.onnx --out OUT.onnx --tensors X.f32 --shape N,C,H,W
-                   [--first-conv auto|int8|float] [--threads 1]
+                   [--first-conv auto|int8|float] [--threads 1] [--reduce-range]
 Prints one JSON object on stdout (what was excluded, each variant's speed and error, the choice).
 """
 import argparse
@@ -92,9 +92,9 @@ def name_nodes(model):
     return model
 
 
-def quantise(src, dst, reader, exclude):
+def quantise(src, dst, reader, exclude, reduce_range=False):
     reader.rewind()
-    quantize_static(src, dst, reader, quant_format=QuantFormat.QDQ, per_channel=True,
+    quantize_static(src, dst, reader, quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
                     weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
                     calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=QUANTISED_OPS,
                     nodes_to_exclude=exclude)
@@ -163,6 +163,8 @@ def main(argv=None):
     p.add_argument('--shape', required=True, help='N,C,H,W of --tensors')
     p.add_argument('--first-conv', choices=['auto', 'int8', 'float'], default='auto')
     p.add_argument('--threads', type=int, default=1)
+    p.add_argument('--reduce-range', action='store_true',
+                   help='7-bit weights: onnxruntime recommends it for x86 CPUs without VNNI, where u8×s8 sums can saturate')
     p.add_argument('--rounds', type=int, default=7)
     args = p.parse_args(argv)
     # quantize_static logs a suggestion to run its pre-processing on every call; this graph's
@@ -193,7 +195,7 @@ def main(argv=None):
         variants = []
         for label, extra in candidates.items():
             path = os.path.join(tmp, f'int8-first-conv-{label}.onnx')
-            quantise(named, path, reader, tail_quantisable + extra)
+            quantise(named, path, reader, tail_quantisable + extra, args.reduce_range)
             s = session(path, args.threads)
             errs, agree = error(reference, outputs(s, input_name, x), names)
             variants.append({'firstConv': label, 'path': path, 'error': errs, 'argmaxAgreement': agree,
@@ -216,7 +218,7 @@ def main(argv=None):
         'tail': tail, 'firstConv': first, 'chosen': chosen['firstConv'],
         'floatImagesPerCpuSecond': speeds,
         'variants': [{k: v for k, v in var.items() if k not in ('session', 'path')} for var in variants],
-        'threads': args.threads, 'cpuFlags': cpu_flags()
+        'threads': args.threads, 'reduceRange': args.reduce_range, 'cpuFlags': cpu_flags()
     }
     json.dump(report, sys.stdout)
     sys.stdout.write('\n')

@@ -61,6 +61,8 @@ venv it needs (.venv-tools, training/quantize/requirements.txt).
   --first-conv auto|int8|float
                             keep the first convolution float32 (float), quantise it (int8),
                             or measure both and keep the better (auto, the default)
+  --reduce-range            7-bit weights: onnxruntime's advice for x86 CPUs without VNNI,
+                            whose u8×s8 sums can saturate (not needed with VNNI)
   --version V               default: NAME's version + "-int8"
   --force                   replace a model of the same name (its calibration is redone)
   --manifest FILE           default: $MODELS_MANIFEST, else models/manifest.json
@@ -109,6 +111,7 @@ export async function quantizeModel (argv: string[], env: NodeJS.ProcessEnv = pr
     ood: { type: 'string', multiple: true },
     'builtin-ood': { type: 'boolean' },
     'first-conv': { type: 'string' },
+    'reduce-range': { type: 'boolean' },
     version: { type: 'string' },
     force: { type: 'boolean' },
     manifest: { type: 'string' }
@@ -170,7 +173,7 @@ export async function quantizeModel (argv: string[], env: NodeJS.ProcessEnv = pr
     await writeFile(tensorFile, new Uint8Array(tensors.buffer, 0, n * sample * 4))
     process.stdout.write(`quantize         ${source.name} → ${name}: ${n} calibration images from ${quantSet.description}\n`)
 
-    const python = await runQuantize(await quantizePython(env), { model: source.onnxPath, out: staged, tensors: tensorFile, shape: [n, channels, height, width], firstConv }, env)
+    const python = await runQuantize(await quantizePython(env), { model: source.onnxPath, out: staged, tensors: tensorFile, shape: [n, channels, height, width], firstConv, reduceRange: args['reduce-range'] === true }, env)
     const chosen = python.variants.find((v) => v.firstConv === python.chosen)!
     process.stdout.write(`onnxruntime      ${python.tool}, ${python.format}, weights ${python.weights}, activations ${python.activations}, ${python.calibration}\n` +
       `kept float32     ${python.keptFloat.length} quantisable node(s) outside the trunk or chosen so: ${python.keptFloat.join(', ') || 'none'}; the tail (${python.tail.length} nodes from ${python.tail[0] ?? '–'}) is not quantised\n` +

@@ -31,6 +31,7 @@ export interface QuantizeReport {
   floatImagesPerCpuSecond: { 1: number, 32: number }
   variants: QuantizeVariant[]
   threads: number
+  reduceRange: boolean
   cpuFlags: string[]
 }
 
@@ -60,8 +61,8 @@ export async function quantizePython (env: NodeJS.ProcessEnv): Promise<string> {
   return out.trim().split('\n').at(-1)!
 }
 
-export async function runQuantize (python: string, args: { model: string, out: string, tensors: string, shape: readonly number[], firstConv: string }, env: NodeJS.ProcessEnv): Promise<QuantizeReport> {
+export async function runQuantize (python: string, args: { model: string, out: string, tensors: string, shape: readonly number[], firstConv: string, reduceRange: boolean }, env: NodeJS.ProcessEnv): Promise<QuantizeReport> {
   const script = path.join(repoRoot(), 'training', 'quantize', 'quantize.py')
-  const out = await run(python, [script, '--model', args.model, '--out', args.out, '--tensors', args.tensors, '--shape', args.shape.join(','), '--first-conv', args.firstConv], env, 'training/quantize/quantize.py')
+  const out = await run(python, [script, '--model', args.model, '--out', args.out, '--tensors', args.tensors, '--shape', args.shape.join(','), '--first-conv', args.firstConv, ...(args.reduceRange ? ['--reduce-range'] : [])], env, 'training/quantize/quantize.py')
   return JSON.parse(out.trim().split('\n').at(-1)!) as QuantizeReport
 }
