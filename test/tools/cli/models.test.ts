@@ -166,7 +166,7 @@ t.test('refusals: one line, exit code 2, nothing written', async (t) => {
     ['mean: two values, space-separated, for one channel', ['add', '--name', 'x', '--onnx', ISOMAXPLUS, '--labels', labels, '--head', 'isomaxplus', '--mean', '0.1', '0.2', '--std', '1', '--manifest', manifest], /--mean 0\.1,0\.2: 2 values for 1 channel; give 1/],
     ['mean not a list of numbers', add('--mean', '0.1,,0.2'), /--mean 0\.1,,0\.2: expected numbers separated by commas or spaces/],
     ['labels: a JSON object without "labels"', add('--labels', labelsFile(dir, 'meta.json', '{ "classes": ["a", "b"] }')), /--labels .*meta\.json: a JSON object without a "labels" array \(its keys: classes\)/],
-    ['unknown command', ['rename', '--name', 'x'], /unknown command "rename": expected add, list or remove/]
+    ['unknown command', ['rename', '--name', 'x'], /unknown command "rename": expected add, list, remove or quantize/]
   ]
   for (const [what, argv, message] of cases) {
     const r = await run(...argv)
