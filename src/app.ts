@@ -149,7 +149,7 @@ export const app = fp<AppOptions>(async function isomaxApp (fastify, opts) {
     throwFileSizeLimit: true
   })
   await fastify.register(enginePlugin, { engine })
-  await fastify.register(repositoryPlugin, { manifestFile: engine.manifest.file })
+  await fastify.register(repositoryPlugin, { manifestFile: engine.manifest.file, defaultModel: config.DEFAULT_MODEL })
   await fastify.register(dataPlane, { limits, requestTimeoutMs: config.REQUEST_TIMEOUT_MS })
 
   // The protocols: codecs over the data plane, each in its own context with its own error shape.

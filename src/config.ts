@@ -12,6 +12,9 @@ const EnvSchema = z.object({
   PORT: intFrom(0, 65535).default(8080),
   HOST: z.string().min(1).default('0.0.0.0'),
   MODELS_MANIFEST: z.string().min(1).default('models/manifest.json'),
+  // The model POST /classify uses, instead of the manifest's `default` (which must then still
+  // name a model): the CPU image sets the INT8 variant, the GPU image keeps the manifest's.
+  DEFAULT_MODEL: z.string().min(1).optional(),
   EXECUTION_PROVIDER: z.enum(['cpu', 'cuda', 'auto']).default('auto'),
   INFERENCE_WORKERS: intFrom(1, 64).default(Math.max(1, Math.min(4, os.availableParallelism() - 1))),
   INTRA_OP_THREADS: intFrom(1, 64).default(1),

@@ -34,7 +34,7 @@ async function main (): Promise<void> {
 
   let app
   try {
-    const { servable: manifest, staged } = await readRepositoryFile(config.MODELS_MANIFEST)
+    const { servable: manifest, staged } = await readRepositoryFile(config.MODELS_MANIFEST, config.DEFAULT_MODEL)
     logger.info({ manifest: manifest.file, models: [...manifest.models.keys()], default: manifest.defaultModel }, 'manifest loaded')
     if (staged.length > 0) logger.info({ staged }, 'not serving the entries not calibrated yet (npm run calibrate)')
     const engine = await Engine.start(manifest, engineOptions(config), logger)

@@ -13,11 +13,13 @@ declare module 'fastify' {
 export interface RepositoryPluginOptions {
   /** The manifest file (MODELS_MANIFEST). */
   manifestFile: string
+  /** DEFAULT_MODEL: replaces the manifest's `default` at every reload. */
+  defaultModel?: string | undefined
 }
 
 export default fp<RepositoryPluginOptions>(async function repositoryPlugin (app, opts) {
   const { engine, metrics } = app
-  const repository = new ModelRepository(engine, opts.manifestFile)
+  const repository = new ModelRepository(engine, opts.manifestFile, engine.manifest.models, opts.defaultModel)
 
   /** The metrics that describe the served set: after start and after every swap. */
   function describeServed (): void {

@@ -65,7 +65,8 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
   /** The file's entries as last read (start, reload, load, index): names known but maybe not served. */
   private known: ReadonlyMap<string, LoadedEntry>
 
-  constructor (private readonly engine: Engine, readonly file: string, known: ReadonlyMap<string, LoadedEntry> = engine.manifest.models) {
+  /** `defaultModel`: DEFAULT_MODEL, which replaces the manifest's `default` at every reload too. */
+  constructor (private readonly engine: Engine, readonly file: string, known: ReadonlyMap<string, LoadedEntry> = engine.manifest.models, private readonly defaultModel?: string) {
     super()
     this.known = known
   }
@@ -142,7 +143,7 @@ export class ModelRepository extends EventEmitter<RepositoryEvents> {
   }
 
   private async read (): Promise<Awaited<ReturnType<typeof readRepositoryFile>>> {
-    const file = await readRepositoryFile(this.file)
+    const file = await readRepositoryFile(this.file, this.defaultModel)
     this.known = file.entries
     return file
   }

@@ -17,8 +17,13 @@ export interface RepositoryFile {
 const calibrated = (m: LoadedEntry): m is LoadedModel => m.ood !== undefined
 
 /** Read and verify the manifest file (schema, sha256 of every file); split servable from staged. */
-export async function readRepositoryFile (file: string): Promise<RepositoryFile> {
-  const all = await loadManifest(file, { uncalibrated: true })
+/** `defaultModel` (DEFAULT_MODEL) replaces the manifest's `default`; it must name one of its models. */
+export async function readRepositoryFile (file: string, defaultModel?: string): Promise<RepositoryFile> {
+  let all = await loadManifest(file, { uncalibrated: true })
+  if (defaultModel !== undefined) {
+    if (!all.models.has(defaultModel)) throw new ManifestError(`DEFAULT_MODEL=${defaultModel}: no such model in ${all.file} (it has: ${[...all.models.keys()].join(', ')})`)
+    all = { ...all, defaultModel }
+  }
   const models = new Map<string, LoadedModel>()
   const staged: string[] = []
   for (const m of all.models.values()) {
