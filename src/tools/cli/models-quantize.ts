@@ -21,7 +21,7 @@ import { loadManifest, sha256File, type LoadedEntry, type LoadedModel } from '..
 import { scoreOutputsOf, type ModelEntry } from '../../registry/manifest-schema.js'
 import { preprocessLimits } from '../../preprocess/limits.js'
 import { preprocess } from '../../preprocess/preprocess.js'
-import { BUILTIN_OOD_SETS } from '../datasets/builtin.js'
+import { BUILTIN_OOD_SETS, BUILTIN_SETS } from '../datasets/builtin.js'
 import { resolveDataset } from '../datasets/resolve.js'
 import type { Dataset, Sample } from '../datasets/types.js'
 import { parse, requireModel, requireOption, synopsis, UsageError } from './args.js'
@@ -95,7 +95,7 @@ const pixelsOf = (s: Sample): Uint8Array => s.image instanceof Uint8Array ? s.im
 /** The built-in set a calibration record names ("fashion-mnist:val: the 5,000 …" → fashion-mnist:val), if it is one. */
 function builtinOf (description: string): string | undefined {
   const name = /^([a-z0-9:-]+?):\s/.exec(description)?.[1]
-  return name
+  return name !== undefined && (BUILTIN_SETS as readonly string[]).includes(name) ? name : undefined
 }
 
 export async function quantizeModel (argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<QuantizeResult> {
