@@ -3,11 +3,19 @@
 // follow it, a reload keeps it, and a name the manifest lacks stops the service at start, naming
 // the variable.
 import t from 'tap'
+import { readRepositoryFile } from '../src/repository/servable.js'
+import { MANIFEST } from './helpers/data.js'
 import { fixturePng } from './helpers/images.js'
 import { spawnServer, startServer } from './helpers/server-process.js'
 
 const INT8 = 'fashion-mnist-isomaxplus-md-int8'
 const TOKEN = 'default-model-test-token'
+
+t.test('readRepositoryFile: the override replaces the default; a name the manifest lacks is refused', async (t) => {
+  t.equal((await readRepositoryFile(MANIFEST)).servable.defaultModel, 'fashion-mnist-isomaxplus-md', 'the manifest\'s default without it')
+  t.equal((await readRepositoryFile(MANIFEST, INT8)).servable.defaultModel, INT8)
+  await t.rejects(readRepositoryFile(MANIFEST, 'nope'), { code: 'ISOMAX_MANIFEST_INVALID', message: /^DEFAULT_MODEL=nope: no such model in / })
+})
 
 t.test('DEFAULT_MODEL: /classify, /models and a reload use it', async (t) => {
   const server = await startServer({ DEFAULT_MODEL: INT8, ADMIN_TOKEN: TOKEN, LOG_LEVEL: 'info' })
