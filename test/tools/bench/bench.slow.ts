@@ -69,7 +69,7 @@ t.test('usage errors exit 2', async (t) => {
 t.test('--compare-models: every model at batch 1 and the maximum batch, in turns, as JSON', async (t) => {
   const r = await bench(['--compare-models', 'fashion-mnist-isomaxplus,fashion-mnist-isomaxplus-md', '--rounds', '2', '--duration', '1', '--workers', '1', '--json'])
   t.equal(r.code, 0, r.stderr)
-  const out = JSON.parse(r.stdout) as { costs: Array<{ model: string, batchSize: number, rounds: number[], median: number, relativeTime: number }> }
+  const out = JSON.parse(r.stdout) as { costs: Array<{ model: string, batchSize: number, rounds: number[], median: number, relativeTime: number, cpuRounds: number[], cpuMedian: number, cpuSpeedup: number }> }
   t.same(out.costs.map((c) => [c.model, c.batchSize]), [
     ['fashion-mnist-isomaxplus', 1], ['fashion-mnist-isomaxplus-md', 1],
     ['fashion-mnist-isomaxplus', 32], ['fashion-mnist-isomaxplus-md', 32]
@@ -77,8 +77,11 @@ t.test('--compare-models: every model at batch 1 and the maximum batch, in turns
   for (const c of out.costs) {
     t.equal(c.rounds.length, 2)
     t.ok(c.median > 0)
+    t.equal(c.cpuRounds.length, 2)
+    t.ok(c.cpuMedian > 0, 'images per CPU-second')
   }
   t.equal(out.costs[0]!.relativeTime, 1, 'the first model is the reference')
+  t.equal(out.costs[0]!.cpuSpeedup, 1, 'and of the CPU speed-up')
   const unknown = await bench(['--compare-models', 'fashion-mnist-isomaxplus,nope'])
   t.equal(unknown.code, 2, 'a usage error')
   t.match(unknown.stderr, /--compare-models: no model "nope"/)
