@@ -132,13 +132,15 @@ def images_per_second(sessions, input_name, x, batch, rounds):
 
 
 def error(reference, got, names):
-    """How far the quantised outputs are from the float model's, per output, and the argmax agreement of the first."""
+    """How far the quantised outputs are from the float model's, per output, and the argmax agreement of the class scores."""
     out = {}
     for name, a, b in zip(names, reference, got):
         d = np.abs(a.astype(np.float64) - b.astype(np.float64))
         out[name] = {'maxAbs': float(d.max()), 'meanAbs': float(d.mean()),
                      'maxRel': float((d / np.maximum(np.abs(a), 1e-6)).max())}
-    agree = float(np.mean(reference[0].argmax(axis=1) == got[0].argmax(axis=1))) if reference[0].ndim == 2 else None
+    # The class scores: the first [batch, classes] output (a graph may list a score output first).
+    k = next((i for i, a in enumerate(reference) if a.ndim == 2 and a.shape[1] > 1), None)
+    agree = float(np.mean(reference[k].argmax(axis=1) == got[k].argmax(axis=1))) if k is not None else 1.0
     return out, agree
 
 
