@@ -6,7 +6,8 @@
 #   2. node_modules (npm ci when missing or older than package-lock.json),
 #   3. the Python venv of PyPI test tools (schemathesis, tritonclient, kserve,
 #      open-inference-openapi, kubernetes-validate), versions pinned (.ci/.venv; rebuilt when a
-#      requirements file changes), and Triton's perf_analyzer in its own (.ci/.venv-perf).
+#      requirements file changes), Triton's perf_analyzer in its own (.ci/.venv-perf), and the
+#      quantizer's (.venv-tools, training/quantize/venv.sh).
 # Idempotent and quick when everything is there (no network then).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
@@ -74,3 +75,7 @@ if [ ! -x .ci/.venv-perf/bin/perf-analyzer ] || [ "$(cat "$perf_stamp" 2>/dev/nu
   PYTHON=/usr/bin/python3 bash scripts/perf-analyzer/install.sh .ci/.venv-perf >/dev/null || { say "perf_analyzer install failed"; exit 1; }
   echo "$perf_want" > "$perf_stamp"
 fi
+
+# The venv `npm run models -- quantize` runs onnxruntime's quantiser in (.venv-tools; the
+# command makes it on first use too, but then a newcomer's first quantize test needs PyPI late).
+if ! bash training/quantize/venv.sh >/dev/null; then say "the quantize venv failed (training/quantize/venv.sh)"; exit 1; fi
