@@ -42,7 +42,7 @@ t.test('server and model metadata, health, readiness', async (t) => {
   const meta = (await app.inject(`/v2/models/${NAME}`)).json()
   t.match(meta, { name: NAME, versions: [model.version], platform: 'onnx_onnxv1' })
   t.same(meta.inputs, [{ name: 'image', datatype: 'BYTES', shape: [-1, 1] }], 'the one input a request requires (the FP32 alternative is named in the config)')
-  t.same(meta.outputs.map((o: any) => o.name), ['logits', 'label', 'class_index', 'ood_score', 'ood_threshold', 'ood_reject', 'ood_p_value', 'min_distance'])
+  t.same(meta.outputs.map((o: any) => o.name), ['logits', 'label', 'class_index', 'ood_score', 'ood_threshold', 'ood_reject', 'ood_p_value', 'min_distance', 'confidence', 'confidence_threshold', 'reject', 'reject_reasons'])
   t.equal((await app.inject(`/v2/models/${NAME}/versions/${model.version}/ready`)).statusCode, 200)
   const wrongVersion = await app.inject(`/v2/models/${NAME}/versions/9.9/ready`)
   t.equal(wrongVersion.statusCode, 404)
@@ -66,6 +66,12 @@ t.test('encoded images in binary: every output equals what POST /classify answer
   outputOf(res.json, 'ood_p_value').data.forEach((p: number, i: number) => t.ok(Math.abs(p - expected[i].ood.pValue) < 1e-6, `p-value ${i}`))
   outputOf(res.json, 'min_distance').data.forEach((d: number, i: number) => t.ok(Math.abs(d - expected[i].ood.minDistance) < 1e-6, `distance ${i}`))
   t.same(outputOf(res.json, 'logits').shape, [4, 10])
+  // The verdict over both reasons, as /classify gives it.
+  t.same(outputOf(res.json, 'reject').data, expected.map((e) => e.reject))
+  t.same(outputOf(res.json, 'reject_reasons').data, expected.map((e) => e.rejectReasons.join(',')))
+  t.same(outputOf(res.json, 'confidence').data, expected.map((e) => Math.fround(e.confidence.value)))
+  t.same(outputOf(res.json, 'confidence_threshold').data, expected.map((e) => Math.fround(e.confidence.threshold)))
+  t.same(outputOf(res.json, 'reject_reasons').datatype, 'BYTES')
 })
 
 t.test('the same images as base64 JSON, and one as a raw binary body', async (t) => {

@@ -15,6 +15,8 @@ export const CLASSIFY_EXAMPLE = {
     { label: 'Sneaker', classIndex: 7, probability: 0.0002271044 },
     { label: 'Sandal', classIndex: 5, probability: 0.0001437705 }
   ],
+  reject: false,
+  rejectReasons: [],
   ood: {
     score: -72.19713,
     kind: 'mahalanobis',
@@ -23,6 +25,7 @@ export const CLASSIFY_EXAMPLE = {
     pValue: 0.8886598,
     minDistance: 2.598369
   },
+  confidence: { value: 0.9995916, threshold: 0.8 },
   batchSize: 1,
   timings: { decode: 1.148, queue: 0.086, inference: 0.969, total: 6.155 }
 } as const
