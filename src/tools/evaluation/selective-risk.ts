@@ -11,6 +11,9 @@
 // R ≤ α. The grid and its start must not depend on the calibration data itself: the start is
 // chosen on other data (calibrate: the half of the validation split that fitted the OOD
 // threshold and the temperature). Pure functions.
+import { thresholdFor } from '../../ood/decision.js'
+import { argmax, softmax, type Logits } from '../../ood/scores.js'
+import type { OodSpec } from '../../registry/manifest-schema.js'
 
 /** One labelled in-distribution image: its confidence, the OOD rule's verdict, right or wrong. */
 export interface SelectiveSample {
@@ -18,6 +21,22 @@ export interface SelectiveSample {
   /** The OOD rule accepts it (score ≥ its threshold). */
   oodAccepted: boolean
   error: boolean
+}
+
+/**
+ * The labelled images of a data set as the service would judge them: confidence =
+ * softmax(logits / T)[argmax] (decide()'s confidence.value), OOD verdict by the predicted
+ * class's threshold. Images without a label (−1) are left out.
+ */
+export function selectiveSamplesOf (logits: Logits[], labels: number[], scores: number[], ood: Pick<OodSpec, 'threshold' | 'classThresholds'>, temperature = 1): SelectiveSample[] {
+  const out: SelectiveSample[] = []
+  logits.forEach((l, i) => {
+    const y = labels[i]!
+    if (y < 0) return
+    const k = argmax(l)
+    out.push({ confidence: softmax(l, temperature)[k] as number, oodAccepted: !(scores[i]! < thresholdFor(ood, k)), error: k !== y })
+  })
+  return out
 }
 
 /** log(n choose i) by summing logs: exact enough, and n is at most the calibration size. */
