@@ -146,3 +146,20 @@ for (const [name, send, status, message] of bad) {
     t.match(res.json.error, message)
   })
 }
+
+t.test('the verdict over both reasons, on images that fire them: as POST /classify, in JSON and binary', async (t) => {
+  const { readFileSync } = await import('node:fs')
+  const path = await import('node:path')
+  const { REPO } = await import('../helpers/data.js')
+  const digit = readFileSync(path.join(REPO, 'test', 'fixtures', 'ood', 'mnist-digit-7.png'))
+  const batch = [digit, images[0]!]
+  const expected = await Promise.all(batch.map(classify))
+  t.same(expected.map((e) => e.rejectReasons), [['ood', 'uncertain'], []], 'a digit fires both reasons; a boot none')
+  const res = await infer({ inputs: [{ name: 'image', shape: [2], datatype: 'BYTES', data: batch.map((b) => b.toString('base64')) }], outputs: [{ name: 'reject' }, { name: 'reject_reasons' }, { name: 'confidence', parameters: { binary_data: true } }] })
+  t.equal(res.status, 200)
+  t.same(outputOf(res.json, 'reject').data, [true, false])
+  t.same(outputOf(res.json, 'reject_reasons').data, ['ood,uncertain', ''])
+  const conf = outputOf(res.json, 'confidence')
+  t.same(conf.parameters, { binary_data_size: 8 })
+  t.same(Array.from(new Float32Array(res.binary.buffer.slice(res.binary.byteOffset, res.binary.byteOffset + 8))), expected.map((e) => Math.fround(e.confidence.value)))
+})
