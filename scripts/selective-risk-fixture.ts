@@ -4,7 +4,7 @@
 // manifest's calibration. test/tools/evaluation/selective-risk.test.ts draws calibration sets
 // from these rows (the bootstrap world) to check the bound's failure rate on real outputs; it
 // chooses nothing. Run after recalibrating the default model:
-//   node --import @tapjs/typescript/import scripts/selective-risk-fixture.ts
+//   npm run selective-risk-fixture
 import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { loadConfig } from '../src/config.js'

@@ -58,8 +58,20 @@ t.test('one verdict over two reasons: ood, uncertain, both or none; no selective
     delta: 0.1,
     threshold: 0.9,
     calibration: {
-      method: 'm', data: 'd', dataSha256: 'a'.repeat(64), n: 10, accepted: 8, errors: 0, coverage: 0.8, risk: 0, bound: 0.2, uncertainRate: 0.1,
-      fitData: 'f', fitDataSha256: 'b'.repeat(64), date: '2026-12-06', tool: 't'
+      method: 'm',
+      data: 'd',
+      dataSha256: 'a'.repeat(64),
+      n: 10,
+      accepted: 8,
+      errors: 0,
+      coverage: 0.8,
+      risk: 0,
+      bound: 0.2,
+      uncertainRate: 0.1,
+      fitData: 'f',
+      fitDataSha256: 'b'.repeat(64),
+      date: '2026-12-06',
+      tool: 't'
     }
   }
   const model = { ...base, selective }

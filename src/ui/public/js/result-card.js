@@ -103,10 +103,12 @@ export function showResult (card, r, model) {
   card.dataset.reasons = reasons.join(' ')
   card.removeAttribute('aria-busy')
   const verdict = /** @type {HTMLElement} */ (card.querySelector('.verdict'))
+  const accepted = r.confidence?.threshold !== undefined ? 'Accepted: in distribution, confident' : 'Accepted: in distribution'
   const headline = ood && uncertain
     ? 'Rejected: out of distribution and uncertain'
-    : ood ? 'Rejected: out of distribution' : uncertain ? 'Rejected: uncertain'
-      : r.confidence?.threshold !== undefined ? 'Accepted: in distribution, confident' : 'Accepted: in distribution'
+    : ood
+      ? 'Rejected: out of distribution'
+      : uncertain ? 'Rejected: uncertain' : accepted
   const why = [
     ood ? `this image does not look like ${model.name}'s training data` : '',
     uncertain ? `the model is not confident enough in its label (${percent(r.confidence?.value ?? 0, 2)}, below its threshold ${percent(r.confidence?.threshold ?? 0, 2)})` : ''
