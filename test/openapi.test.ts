@@ -81,6 +81,13 @@ t.test('the classify example is what the default model answers for the bundled s
     const [got, shown] = [api.ood[k] as number, CLASSIFY_EXAMPLE.ood[k]]
     t.ok(Math.abs(got - shown) <= Math.abs(shown) * 1e-5, `ood.${k}: ${got} ≈ ${shown}`)
   }
+  t.equal(api.reject, CLASSIFY_EXAMPLE.reject)
+  t.same(api.rejectReasons, CLASSIFY_EXAMPLE.rejectReasons)
+  t.same(doc.components.schemas.Confidence!.example, CLASSIFY_EXAMPLE.confidence)
+  for (const k of ['value', 'threshold'] as const) {
+    const [got, shown] = [api.confidence[k] as number, CLASSIFY_EXAMPLE.confidence[k]]
+    t.ok(Math.abs(got - shown) <= Math.abs(shown) * 1e-5, `confidence.${k}: ${got} ≈ ${shown}`)
+  }
   t.same(Object.keys(api.timings).sort(), Object.keys(CLASSIFY_EXAMPLE.timings).sort(), 'the same timings')
 })
 

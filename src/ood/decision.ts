@@ -1,4 +1,5 @@
-// From one row of logits to what the API answers: prediction, top-k and the OOD decision.
+// From one row of logits to what the API answers: prediction, top-k, the OOD decision, the
+// confidence against its calibrated threshold, and the one verdict over both (reject + reasons).
 // Pure: no I/O, no Fastify; the route adds timings.
 import { NonFiniteOutputError } from '../errors.js'
 import type { CalibratedEntry } from '../registry/manifest-schema.js'
@@ -20,11 +21,33 @@ export interface OodResult {
   minDistance?: number
 }
 
+/** Why a label is not to be trusted: unlike the training data, or likely wrong. */
+export type RejectReason = 'ood' | 'uncertain'
+
+export interface ConfidenceResult {
+  /** The temperature-scaled top softmax probability: topK[0].probability. */
+  value: number
+  /** Below it the label is rejected as uncertain; absent when the model has no selective block. */
+  threshold?: number
+}
+
 export interface Decision {
   label: string
   classIndex: number
   topK: TopKEntry[]
+  /** Do not trust this label: some reason in rejectReasons fired. */
+  reject: boolean
+  rejectReasons: RejectReason[]
   ood: OodResult
+  confidence: ConfidenceResult
+}
+
+/** The one decision: which reasons fire for an image, in a fixed order ("ood" first). */
+export function rejectReasons (oodReject: boolean, confidence: ConfidenceResult): RejectReason[] {
+  const reasons: RejectReason[] = []
+  if (oodReject) reasons.push('ood')
+  if (confidence.threshold !== undefined && confidence.value < confidence.threshold) reasons.push('uncertain')
+  return reasons
 }
 
 /**
@@ -48,7 +71,7 @@ export function nonFiniteOutput (logits: Logits, score: number): string | null {
  * A non-finite logit or score is never a decision: NaN < threshold is false, so it would
  * read as accepted. It is an ISOMAX_NON_FINITE_OUTPUT error naming `what`.
  */
-export function decide (model: Pick<CalibratedEntry, 'labels' | 'ood' | 'output' | 'probabilities'>, logits: Logits, k: number, graph?: GraphScores, what = 'the input'): Decision {
+export function decide (model: Pick<CalibratedEntry, 'labels' | 'ood' | 'output' | 'probabilities' | 'selective'>, logits: Logits, k: number, graph?: GraphScores, what = 'the input'): Decision {
   const problem = nonFiniteOutput(logits, score(model.ood.score, logits, graph))
   if (problem !== null) throw new NonFiniteOutputError(`the model's output for ${what} is not finite (${problem}): it cannot be scored or judged in or out of distribution`)
   const probabilities = softmax(logits, model.probabilities?.temperature ?? 1)
@@ -69,6 +92,10 @@ export function decide (model: Pick<CalibratedEntry, 'labels' | 'ood' | 'output'
   if (calibration !== undefined && calibration.length > 0) ood.pValue = conformalPValue(calibration, s)
   // Distance heads output −d: the nearest prototype is at distance −max(logits).
   if (model.output.holds === 'negative-distances') ood.minDistance = -maxOf(logits)
+  // The predicted class's probability (= topK[0].probability), the number calibrate thresholded.
+  const confidence: ConfidenceResult = { value: probabilities[classIndex] as number }
+  if (model.selective !== undefined) confidence.threshold = model.selective.threshold
+  const reasons = rejectReasons(ood.reject, confidence)
   return {
     label: model.labels[classIndex] as string,
     classIndex,
@@ -77,6 +104,9 @@ export function decide (model: Pick<CalibratedEntry, 'labels' | 'ood' | 'output'
       classIndex: i,
       probability: probabilities[i] as number
     })),
-    ood
+    reject: reasons.length > 0,
+    rejectReasons: reasons,
+    ood,
+    confidence
   }
 }

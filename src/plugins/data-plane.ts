@@ -26,7 +26,7 @@ export default fp<DataPlaneOptions>(async function dataPlanePlugin (app, opts) {
   })
   app.decorate('modelStats', stats)
   app.decorate('dataPlane', new DataPlane(engine, opts, {
-    onPrediction: (model, { ood, times }) => { observeClassified(metrics, model, times.queueMs, ood) },
+    onPrediction: (model, { ood, rejectReasons, times }) => { observeClassified(metrics, model, times.queueMs, ood, rejectReasons) },
     onRequest: (model, { samples, times }) => { stats.success(model, times, samples) },
     onFailure: (model, totalMs) => { stats.fail(model, totalMs) }
   }))

@@ -12,6 +12,9 @@ export interface ServiceMetrics {
   batchSize: Histogram<'model'>
   queueDepth: Gauge<'model'>
   predictions: Counter<'model' | 'outcome'>
+  rejections: Counter<'model' | 'reason'>
+  rejectedImages: Counter<'model'>
+  calibratedUncertainRate: Gauge<'model'>
   oodScore: Histogram<'model'>
   oodPValue: Histogram<'model'>
   modelsLoaded: Gauge
@@ -50,10 +53,14 @@ export function oodScoreBuckets (models: Iterable<LoadedModel>): number[] {
   return sorted.length > 0 ? sorted : [0]
 }
 
-/** Count one classified image: its queue wait, outcome, score and p-value (every protocol). */
-export function observeClassified (metrics: ServiceMetrics, model: string, queueMs: number, ood: { reject: boolean, score: number, pValue?: number | undefined }): void {
+export const REJECT_REASONS = ['ood', 'uncertain'] as const
+
+/** Count one classified image: its queue wait, OOD outcome, reject reasons, score and p-value (every protocol). */
+export function observeClassified (metrics: ServiceMetrics, model: string, queueMs: number, ood: { reject: boolean, score: number, pValue?: number | undefined }, reasons: readonly string[] = []): void {
   metrics.queueWait.observe({ model }, queueMs / 1000)
   metrics.predictions.inc({ model, outcome: ood.reject ? 'rejected' : 'accepted' })
+  for (const reason of reasons) metrics.rejections.inc({ model, reason })
+  if (reasons.length > 0) metrics.rejectedImages.inc({ model })
   // decide() refuses a non-finite score; prom-client throws on one, after the counter above.
   if (Number.isFinite(ood.score)) metrics.oodScore.observe({ model }, ood.score)
   if (ood.pValue !== undefined && Number.isFinite(ood.pValue)) metrics.oodPValue.observe({ model }, ood.pValue)
@@ -111,6 +118,24 @@ export default fp<MetricsOptions>(async function metricsPlugin (app, opts) {
       name: 'isomax_predictions_total',
       help: 'Classified images by model and OOD outcome (accepted or rejected)',
       labelNames: ['model', 'outcome'],
+      registers: [registry]
+    }),
+    rejections: new Counter({
+      name: 'isomax_rejections_total',
+      help: 'Images whose label was rejected, by model and reason: ood (unlike the training data) or uncertain (confidence below its calibrated threshold); an image with both reasons counts under each',
+      labelNames: ['model', 'reason'],
+      registers: [registry]
+    }),
+    rejectedImages: new Counter({
+      name: 'isomax_rejected_images_total',
+      help: 'Images whose label was rejected for any reason (reject = true), by model',
+      labelNames: ['model'],
+      registers: [registry]
+    }),
+    calibratedUncertainRate: new Gauge({
+      name: 'isomax_calibrated_uncertain_rate',
+      help: 'Share of each model\'s confidence-calibration images below its confidence threshold: what in-distribution traffic should show as "uncertain"; absent for a model without a confidence threshold',
+      labelNames: ['model'],
       registers: [registry]
     }),
     oodScore: new Histogram({
@@ -184,6 +209,8 @@ export default fp<MetricsOptions>(async function metricsPlugin (app, opts) {
   for (const m of opts.models) {
     metrics.queueDepth.set({ model: m.name }, 0)
     for (const outcome of ['accepted', 'rejected']) metrics.predictions.inc({ model: m.name, outcome }, 0)
+    metrics.rejectedImages.inc({ model: m.name }, 0)
+    for (const reason of REJECT_REASONS) if (reason !== 'uncertain' || m.selective !== undefined) metrics.rejections.inc({ model: m.name, reason }, 0)
   }
   for (const outcome of ['success', 'failure', 'refused']) metrics.reloads.inc({ outcome }, 0)
   app.decorate('metrics', metrics)

@@ -34,7 +34,9 @@ export default fp<RepositoryPluginOptions>(async function repositoryPlugin (app,
     // replaced as a whole so a model that is gone leaves no stale series.
     metrics.calibratedRejectRate.reset()
     metrics.oodThreshold.reset()
+    metrics.calibratedUncertainRate.reset()
     for (const model of m.models.values()) {
+      if (model.selective !== undefined) metrics.calibratedUncertainRate.set({ model: model.name }, model.selective.calibration.uncertainRate)
       metrics.calibratedRejectRate.set({ model: model.name }, 1 - model.ood.calibration.achievedTpr)
       metrics.oodThreshold.set({ model: model.name }, model.ood.threshold)
     }

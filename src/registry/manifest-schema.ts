@@ -77,6 +77,41 @@ export const ProbabilitiesSchema = z.object({
   ece: z.object({ before: finite, after: finite }).strict()
 }).strict()
 
+// Written by calibrate with --risk-data: the "uncertain" reject. An image whose confidence (the
+// temperature-scaled top softmax probability) is below `threshold` is rejected as uncertain.
+// The threshold was chosen so that the error rate among in-distribution images accepted by
+// both rules (OOD and confidence) is ≤ targetRisk with probability ≥ 1 − delta over the draw of
+// the calibration data, which is disjoint from the data that fitted the OOD threshold and
+// the temperature. Absent: the model has no "uncertain" reason.
+export const SelectiveSchema = z.object({
+  targetRisk: z.number().gt(0).lt(1),
+  delta: z.number().gt(0).lt(1),
+  threshold: z.number().gt(0).max(1),
+  calibration: z.object({
+    method: z.string().min(1),
+    data: z.string().min(1),
+    dataSha256: z.string().regex(/^[0-9a-f]{64}$/),
+    // Labelled images scored, accepted by both rules, and wrong among those, at the threshold.
+    n: z.number().int().min(1),
+    accepted: z.number().int().min(0),
+    errors: z.number().int().min(0),
+    // accepted / n and errors / accepted on the calibration data.
+    coverage: z.number().min(0).max(1),
+    risk: z.number().min(0).max(1),
+    // The 1 − delta Clopper–Pearson upper bound on the risk at the threshold (≤ targetRisk).
+    bound: z.number().min(0).max(1),
+    // Share of the calibration images with confidence below the threshold, whatever the OOD
+    // rule said: what in-distribution traffic should show (the drift alert's baseline).
+    uncertainRate: z.number().min(0).max(1),
+    // What fitted the OOD threshold and the temperature (must be disjoint from `data`).
+    fitData: z.string().min(1),
+    fitDataSha256: z.string().regex(/^[0-9a-f]{64}$/),
+    date: z.string().min(1),
+    tool: z.string().min(1),
+    toolVersion: z.string().optional()
+  }).strict()
+}).strict()
+
 export const ModelEntrySchema = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'lower-case letters, digits, ".", "_" and "-"'),
   version: z.string().min(1),
@@ -95,6 +130,8 @@ export const ModelEntrySchema = z.object({
   ood: OodSchema.optional(),
   // Absent: probabilities are softmax(logits) as the graph gives them.
   probabilities: ProbabilitiesSchema.optional(),
+  // Absent: no confidence threshold, so no image is ever rejected as "uncertain".
+  selective: SelectiveSchema.optional(),
   batching: z.object({
     maxBatchSize: z.number().int().min(1).max(4096),
     maxQueueDelayMs: z.number().min(0).max(10_000)
@@ -124,3 +161,4 @@ export type CalibratedEntry = ModelEntry & { ood: OodSpec }
 export type Manifest = z.infer<typeof ManifestSchema>
 export type OodSpec = z.infer<typeof OodSchema>
 export type ProbabilitiesSpec = z.infer<typeof ProbabilitiesSchema>
+export type SelectiveSpec = z.infer<typeof SelectiveSchema>

@@ -7,7 +7,7 @@
 // threshold, version and session), whatever reload happens meanwhile: serve() holds that
 // generation until the protocol's function is done.
 import type { Engine } from '../inference/engine.js'
-import { decide, type Decision, type OodResult } from '../ood/decision.js'
+import { decide, type Decision, type OodResult, type RejectReason } from '../ood/decision.js'
 import { graphScoresOf } from '../ood/scores.js'
 import { preprocess, type PreprocessLimits } from '../preprocess/preprocess.js'
 import type { LoadedModel } from '../registry/load-manifest.js'
@@ -43,7 +43,7 @@ export interface ServedModel {
 /** Who watches predictions: the metrics and the statistics extension (plugins/data-plane.ts). */
 export interface PredictionObserver {
   /** Each sample (image) predicted. */
-  onPrediction: (model: string, prediction: { ood: OodResult, times: PredictionTimes }) => void
+  onPrediction: (model: string, prediction: { ood: OodResult, rejectReasons: readonly RejectReason[], times: PredictionTimes }) => void
   /** Each request (one predict() call) whose samples were all predicted: its count and times. */
   onRequest: (model: string, request: { samples: number, times: PredictionTimes }) => void
   /** A request that failed once admitted (bad image, overload, deadline, a non-finite output). */
@@ -89,7 +89,7 @@ export class DataPlane {
         const now = performance.now()
         const sampleTimes = { totalMs: now - started, queueMs: run.queueMs, inputMs: decodeMs, inferMs: run.inferenceMs, outputMs: now - t1 }
         times.push(sampleTimes)
-        this.observer.onPrediction(model.name, { ood: decision.ood, times: sampleTimes })
+        this.observer.onPrediction(model.name, { ood: decision.ood, rejectReasons: decision.rejectReasons, times: sampleTimes })
         return { logits: run.logits, decision, input: input!, batchSize: run.batchSize, timings: { decode: decodeMs, queue: run.queueMs, inference: run.inferenceMs } }
       }
 

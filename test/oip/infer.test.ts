@@ -42,7 +42,7 @@ t.test('server and model metadata, health, readiness', async (t) => {
   const meta = (await app.inject(`/v2/models/${NAME}`)).json()
   t.match(meta, { name: NAME, versions: [model.version], platform: 'onnx_onnxv1' })
   t.same(meta.inputs, [{ name: 'image', datatype: 'BYTES', shape: [-1, 1] }], 'the one input a request requires (the FP32 alternative is named in the config)')
-  t.same(meta.outputs.map((o: any) => o.name), ['logits', 'label', 'class_index', 'ood_score', 'ood_threshold', 'ood_reject', 'ood_p_value', 'min_distance'])
+  t.same(meta.outputs.map((o: any) => o.name), ['logits', 'label', 'class_index', 'ood_score', 'ood_threshold', 'ood_reject', 'ood_p_value', 'min_distance', 'confidence', 'confidence_threshold', 'reject', 'reject_reasons'])
   t.equal((await app.inject(`/v2/models/${NAME}/versions/${model.version}/ready`)).statusCode, 200)
   const wrongVersion = await app.inject(`/v2/models/${NAME}/versions/9.9/ready`)
   t.equal(wrongVersion.statusCode, 404)
@@ -66,6 +66,12 @@ t.test('encoded images in binary: every output equals what POST /classify answer
   outputOf(res.json, 'ood_p_value').data.forEach((p: number, i: number) => t.ok(Math.abs(p - expected[i].ood.pValue) < 1e-6, `p-value ${i}`))
   outputOf(res.json, 'min_distance').data.forEach((d: number, i: number) => t.ok(Math.abs(d - expected[i].ood.minDistance) < 1e-6, `distance ${i}`))
   t.same(outputOf(res.json, 'logits').shape, [4, 10])
+  // The verdict over both reasons, as /classify gives it.
+  t.same(outputOf(res.json, 'reject').data, expected.map((e) => e.reject))
+  t.same(outputOf(res.json, 'reject_reasons').data, expected.map((e) => e.rejectReasons.join(',')))
+  t.same(outputOf(res.json, 'confidence').data, expected.map((e) => Math.fround(e.confidence.value)))
+  t.same(outputOf(res.json, 'confidence_threshold').data, expected.map((e) => Math.fround(e.confidence.threshold)))
+  t.same(outputOf(res.json, 'reject_reasons').datatype, 'BYTES')
 })
 
 t.test('the same images as base64 JSON, and one as a raw binary body', async (t) => {
@@ -140,3 +146,20 @@ for (const [name, send, status, message] of bad) {
     t.match(res.json.error, message)
   })
 }
+
+t.test('the verdict over both reasons, on images that fire them: as POST /classify, in JSON and binary', async (t) => {
+  const { readFileSync } = await import('node:fs')
+  const path = await import('node:path')
+  const { REPO } = await import('../helpers/data.js')
+  const digit = readFileSync(path.join(REPO, 'test', 'fixtures', 'ood', 'mnist-digit-7.png'))
+  const batch = [digit, images[0]!]
+  const expected = await Promise.all(batch.map(classify))
+  t.same(expected.map((e) => e.rejectReasons), [['ood', 'uncertain'], []], 'a digit fires both reasons; a boot none')
+  const res = await infer({ inputs: [{ name: 'image', shape: [2], datatype: 'BYTES', data: batch.map((b) => b.toString('base64')) }], outputs: [{ name: 'reject' }, { name: 'reject_reasons' }, { name: 'confidence', parameters: { binary_data: true } }] })
+  t.equal(res.status, 200)
+  t.same(outputOf(res.json, 'reject').data, [true, false])
+  t.same(outputOf(res.json, 'reject_reasons').data, ['ood,uncertain', ''])
+  const conf = outputOf(res.json, 'confidence')
+  t.same(conf.parameters, { binary_data_size: 8 })
+  t.same(Array.from(new Float32Array(res.binary.buffer.slice(res.binary.byteOffset, res.binary.byteOffset + 8))), expected.map((e) => Math.fround(e.confidence.value)))
+})

@@ -51,3 +51,54 @@ t.test('Mondrian: the predicted class\'s own threshold and calibration sample', 
   t.equal(c.ood.threshold, -2)
   t.equal(c.ood.pValue, 0.6)
 })
+
+t.test('one verdict over two reasons: ood, uncertain, both or none; no selective block, no "uncertain"', async (t) => {
+  const selective = {
+    targetRisk: 0.02,
+    delta: 0.1,
+    threshold: 0.9,
+    calibration: {
+      method: 'm',
+      data: 'd',
+      dataSha256: 'a'.repeat(64),
+      n: 10,
+      accepted: 8,
+      errors: 0,
+      coverage: 0.8,
+      risk: 0,
+      bound: 0.2,
+      uncertainRate: 0.1,
+      fitData: 'f',
+      fitDataSha256: 'b'.repeat(64),
+      date: '2026-12-06',
+      tool: 't'
+    }
+  }
+  const model = { ...base, selective }
+  // Confident and near a prototype: accepted by both.
+  const sure = decide(model, [-0.5, -8, -9], 3)
+  t.same(sure.rejectReasons, [])
+  t.equal(sure.reject, false)
+  t.equal(sure.confidence.value, sure.topK[0]!.probability)
+  t.equal(sure.confidence.threshold, 0.9)
+  // Two classes equally near, both near: in distribution, but a coin toss: uncertain only.
+  const torn = decide(model, [-0.5, -0.5, -9], 3)
+  t.same(torn.rejectReasons, ['uncertain'])
+  t.equal(torn.reject, true)
+  t.equal(torn.ood.reject, false, 'the ood block is unchanged by the new reason')
+  // Far from every prototype, one clearly nearest: ood only.
+  t.same(decide(model, [-3, -10, -11], 3).rejectReasons, ['ood'])
+  // Far and torn: both, "ood" first.
+  const both = decide(model, [-3, -3, -11], 3)
+  t.same(both.rejectReasons, ['ood', 'uncertain'])
+  t.equal(both.reject, true)
+  // The threshold is strict below: confidence exactly at it is accepted.
+  const at = decide({ ...model, selective: { ...selective, threshold: torn.confidence.value } }, [-0.5, -0.5, -9], 3)
+  t.same(at.rejectReasons, [])
+  // Without the block: the same torn image has no reason, and no threshold is reported.
+  const plain = decide(base, [-0.5, -0.5, -9], 3)
+  t.same(plain.rejectReasons, [])
+  t.equal(plain.reject, false)
+  t.same(plain.confidence, { value: plain.topK[0]!.probability })
+  t.same(decide(base, [-3, -3, -11], 3).rejectReasons, ['ood'])
+})

@@ -2,7 +2,7 @@ import sharp from 'sharp'
 import t from 'tap'
 import { loadManifest } from '../../src/registry/load-manifest.js'
 import { build, buildOver, simpleLogits } from '../helpers/build.js'
-import { MANIFEST } from '../helpers/data.js'
+import { MANIFEST, fashionTest, mnistDigits, png } from '../helpers/data.js'
 import { bombPng, fixturePng, golden } from '../helpers/images.js'
 import { copyModels, editManifest } from '../helpers/manifest-copy.js'
 import { multipart } from '../helpers/multipart.js'
@@ -176,4 +176,48 @@ t.test('topK: default 3, or every class of a model with fewer; above the class c
   t.equal(over.message, 'invalid querystring: topK: must be at most 2, the number of classes of "fashion-mnist-softmax" (a whole number in decimal digits (like 3), from 1 to the number of classes of the model (1000 at most))')
   const huge = (await classify('/classify?topK=1001')).json().error
   t.match(huge.message, /topK: must be a whole number in decimal digits \(like 3\), from 1 to the number of classes of the model \(1000 at most\)/)
+})
+
+t.test('one verdict, two reasons: real images get none, "ood", "uncertain" and both, and the metrics count them by reason', async (t) => {
+  // Fashion-MNIST test images 0 (a confident boot), 4 (a shirt the model is unsure of, but
+  // in distribution), 70 (confident, but far from the training features) and 32 (both), and
+  // an MNIST digit: what the default model and its calibration give them.
+  const test = await fashionTest(71)
+  const digit = (await png(mnistDigits(1)[0]!))
+  const cases: Array<[string, Buffer, string[]]> = [
+    ['test image 0', await png(test[0]!.pixels), []],
+    ['test image 4', await png(test[4]!.pixels), ['uncertain']],
+    ['test image 70', await png(test[70]!.pixels), ['ood']],
+    ['test image 32', await png(test[32]!.pixels), ['ood', 'uncertain']],
+    ['an MNIST digit', digit, ['ood']]
+  ]
+  const model = manifest.models.get(manifest.defaultModel)!
+  t.ok(model.selective !== undefined, 'the default model has a confidence threshold')
+  const before = (await app.inject('/metrics')).body
+  const count = (text: string, reason: string): number => Number(new RegExp(`isomax_rejections_total\\{model="${model.name}",reason="${reason}"\\} (\\d+)`).exec(text)?.[1] ?? NaN)
+  for (const [what, image, reasons] of cases) {
+    const body = (await post('/classify', image, 'image/png')).json()
+    t.same(body.rejectReasons, reasons, `${what}: ${reasons.join(' and ') || 'no reason'}`)
+    t.equal(body.reject, reasons.length > 0, `${what}: reject`)
+    t.equal(body.ood.reject, reasons.includes('ood'), `${what}: the ood block agrees`)
+    t.equal(body.confidence.value, body.topK[0].probability, `${what}: confidence is the top probability`)
+    t.equal(body.confidence.threshold, model.selective!.threshold)
+    t.equal(body.confidence.value < body.confidence.threshold, reasons.includes('uncertain'))
+  }
+  const after = (await app.inject('/metrics')).body
+  t.equal(count(after, 'ood') - count(before, 'ood'), 3, 'three images rejected as ood')
+  t.equal(count(after, 'uncertain') - count(before, 'uncertain'), 2, 'two as uncertain')
+  t.match(after, /\nisomax_calibrated_uncertain_rate\{model="fashion-mnist-isomaxplus-md"\} 0\.\d+\n/)
+})
+
+t.test('a model without a confidence threshold never says "uncertain"', async (t) => {
+  const file = copyModels()
+  editManifest(file, (m) => { for (const e of m.models) delete e.selective })
+  const plain = await build(t, { MODELS_MANIFEST: file })
+  const test = await fashionTest(5)
+  const body = (await plain.inject({ method: 'POST', url: '/classify', payload: await png(test[4]!.pixels), headers: { 'content-type': 'image/png' } })).json()
+  t.same(body.rejectReasons, [], 'the unsure shirt has no reason here')
+  t.equal(body.reject, false)
+  t.same(Object.keys(body.confidence), ['value'], 'no threshold reported')
+  t.notMatch((await plain.inject('/metrics')).body, /isomax_calibrated_uncertain_rate\{/)
 })

@@ -92,8 +92,13 @@ async function tryItPage (t: Tap, browser: Browser, base: string, app: App): Pro
       const bytes = readFileSync(path.join(PUBLIC_DIR, 'samples', file))
       const api = (await app.inject({ method: 'POST', url: '/classify', payload: bytes, headers: { 'content-type': file.endsWith('.jpg') ? 'image/jpeg' : 'image/png' } })).json()
       t.equal(await c.locator('.label').textContent(), api.label, `${file}: label ${api.label}`)
-      t.equal(await c.getAttribute('data-verdict'), api.ood.reject ? 'reject' : 'accept', `${file}: ${api.ood.reject ? 'rejected' : 'accepted'}`)
-      t.match(await c.locator('.verdict').textContent(), api.ood.reject ? /Rejected: out of distribution.*Do not trust the label/ : /Accepted: in distribution/, 'the verdict in words')
+      t.equal(await c.getAttribute('data-verdict'), api.reject ? 'reject' : 'accept', `${file}: ${api.reject ? 'rejected' : 'accepted'}`)
+      t.equal(await c.getAttribute('data-reasons'), api.rejectReasons.join(' '), `${file}: reasons ${api.rejectReasons.join(', ') || 'none'}`)
+      const words = api.rejectReasons.includes('ood')
+        ? (api.rejectReasons.includes('uncertain') ? /Rejected: out of distribution and uncertain.*Do not trust the label/ : /Rejected: out of distribution.*Do not trust the label/)
+        : api.reject ? /Rejected: uncertain.*not confident enough.*Do not trust the label/ : /Accepted: in distribution, confident/
+      t.match(await c.locator('.verdict').textContent(), words, 'the verdict in words')
+      t.match(await c.locator('.confidence').textContent(), new RegExp(`^Confidence ${(100 * api.confidence.value).toFixed(2)} % — threshold ${(100 * api.confidence.threshold).toFixed(2)} %`), 'the confidence against its threshold')
       const numbers = await c.locator('.numbers').textContent()
       for (const v of [api.ood.score, api.ood.threshold, api.ood.minDistance]) t.ok(numbers!.includes(v.toFixed(3).replace('-', '−')), `shows ${v}`)
       t.ok(numbers!.includes(api.ood.pValue < 0.01 ? api.ood.pValue.toPrecision(2) : api.ood.pValue.toFixed(3)), `shows the p-value ${api.ood.pValue}`)
@@ -131,20 +136,20 @@ async function tryItPage (t: Tap, browser: Browser, base: string, app: App): Pro
     const api = (await app.inject({ method: 'POST', url: `/models/${model}/classify`, payload: bytes, headers: { 'content-type': 'image/jpeg' } })).json()
     t.equal(api.ood.minDistance, undefined, 'the API has no minimum distance for a SoftMax head')
     t.equal(await c.locator('.label').textContent(), api.label, `label ${api.label as string}`)
-    t.equal(await c.getAttribute('data-verdict'), api.ood.reject ? 'reject' : 'accept')
+    t.equal(await c.getAttribute('data-verdict'), api.reject ? 'reject' : 'accept')
     t.equal(await c.locator('.histogram').getAttribute('data-calibration'), 'global', 'the global sample')
-    t.match(await c.locator('.histogram figcaption').textContent(), /among all 5,000 in-distribution calibration images, drawn from 1,000 quantiles/)
+    t.match(await c.locator('.histogram figcaption').textContent(), /among all 2,500 in-distribution calibration images, drawn from 1,000 quantiles/)
     const numbers = await c.locator('.numbers').textContent()
     t.match(numbers, /OOD score \(max logit\)/)
     t.match(numbers, /Threshold−?[0-9.]+ — reject below/, 'one threshold for every class')
     t.match(numbers, /Minimum distancen\/a: a SoftMax head has no class prototypes/)
-    // The global sample is 1,000 quantiles of 5,000 images: the count is of quantiles, and the
+    // The global sample is 1,000 quantiles of 2,500 images: the count is of quantiles, and the
     // fraction, its percentage and the p-value are one number.
     const detail = (await app.inject(`/models/${model}`)).json()
     t.equal(detail.ood.calibration.scores.length, 1000)
-    t.equal(detail.ood.calibrationN, 5000)
+    t.equal(detail.ood.calibrationN, 2500)
     pValueAgrees(t, numbers!, api.ood.pValue, detail.ood.calibration.scores, api.ood.score)
-    t.match(numbers, /[0-9,]+ of 1,001 \([0-9.]+ %\): this image (and [0-9,]+ of the|scores lower than all) 1,000 quantiles summarising the 5,000 in-distribution calibration images/, 'the count is of the 1,000 quantiles that stand for the 5,000 images')
+    t.match(numbers, /[0-9,]+ of 1,001 \([0-9.]+ %\): this image (and [0-9,]+ of the|scores lower than all) 1,000 quantiles summarising the 2,500 in-distribution calibration images/, 'the count is of the 1,000 quantiles that stand for the 2,500 images')
     await page.selectOption('#model', (await app.inject('/models')).json().default)
   })
 
@@ -171,7 +176,7 @@ async function tryItPage (t: Tap, browser: Browser, base: string, app: App): Pro
   })
 
   await t.test('a rejected image is unmistakable: colour, icon and words, with AA contrast', async (t) => {
-    for (const [file, verdict, words, icon] of [['mnist-7.png', 'reject', 'Rejected: out of distribution', '✕'], ['fashion-ankle-boot.png', 'accept', 'Accepted: in distribution', '✓']] as const) {
+    for (const [file, verdict, words, icon] of [['mnist-7.png', 'reject', 'Rejected: out of distribution and uncertain', '✕'], ['fashion-ankle-boot.png', 'accept', 'Accepted: in distribution, confident', '✓']] as const) {
       const header = card(page, file).locator('header')
       t.equal(await card(page, file).getAttribute('data-verdict'), verdict)
       t.equal(await header.locator('.verdict strong').textContent(), words, `${file}: in words`)

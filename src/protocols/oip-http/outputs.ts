@@ -1,6 +1,6 @@
 // What an Open Inference Protocol response carries: the same values POST /classify returns,
 // in one vocabulary — logits, label, class_index, ood_score, ood_threshold, ood_reject,
-// ood_p_value, min_distance — as tensors of N rows, in JSON `data` or binary, with the classification
+// ood_p_value, min_distance, confidence, confidence_threshold, reject, reject_reasons — as tensors of N rows, in JSON `data` or binary, with the classification
 // extension (`"parameters": {"classification": k}` on an output → BYTES "value:index:label").
 import { BadRequestError } from '../../errors.js'
 import type { Decision } from '../../ood/decision.js'
@@ -34,6 +34,10 @@ export function modelOutputs (model: LoadedModel): TensorMetadata[] {
   ]
   if ((model.ood.calibration.scores?.length ?? 0) > 0) out.push({ name: 'ood_p_value', datatype: 'FP32', shape: [-1] })
   if (model.output.holds === 'negative-distances') out.push({ name: 'min_distance', datatype: 'FP32', shape: [-1] })
+  // The one verdict over both reasons, as /classify's reject, rejectReasons and confidence.
+  out.push({ name: 'confidence', datatype: 'FP32', shape: [-1] })
+  if (model.selective !== undefined) out.push({ name: 'confidence_threshold', datatype: 'FP32', shape: [-1] })
+  out.push({ name: 'reject', datatype: 'BOOL', shape: [-1] }, { name: 'reject_reasons', datatype: 'BYTES', shape: [-1] })
   return out
 }
 
@@ -54,6 +58,11 @@ function tensorOf (meta: TensorMetadata, rows: Classified[], classes: number): T
     case 'ood_threshold': return { ...meta, shape: [n], values: rows.map((r) => Math.fround(r.decision.ood.threshold)) }
     case 'ood_reject': return { ...meta, shape: [n], values: rows.map((r) => r.decision.ood.reject) }
     case 'ood_p_value': return { ...meta, shape: [n], values: rows.map((r) => Math.fround(r.decision.ood.pValue ?? NaN)) }
+    case 'confidence': return { ...meta, shape: [n], values: rows.map((r) => Math.fround(r.decision.confidence.value)) }
+    case 'confidence_threshold': return { ...meta, shape: [n], values: rows.map((r) => Math.fround(r.decision.confidence.threshold ?? NaN)) }
+    case 'reject': return { ...meta, shape: [n], values: rows.map((r) => r.decision.reject) }
+    // One string per image: the reasons comma-separated ("ood", "uncertain", "ood,uncertain"), "" when accepted.
+    case 'reject_reasons': return { ...meta, shape: [n], values: rows.map((r) => r.decision.rejectReasons.join(',')) }
     default: return { ...meta, shape: [n], values: rows.map((r) => Math.fround(r.decision.ood.minDistance ?? NaN)) }
   }
 }

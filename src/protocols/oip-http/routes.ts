@@ -205,7 +205,7 @@ export default async function v2Routes (app: FastifyInstance, opts: V2RouteOptio
     typed.post(`${base}/infer`, {
       schema: {
         summary: 'Inference: JSON, or JSON plus binary tensor data (Inference-Header-Content-Length)',
-        description: `One input: "${IMAGE_INPUT}" (BYTES [N]: encoded images, base64 in JSON or binary) or the model's ONNX input (FP32 [N, C, H, W]). Outputs: logits, label, class_index, ood_score, ood_threshold, ood_reject, ood_p_value, min_distance (distance heads); all unless "outputs" lists some. "parameters": {"classification": k} on "logits" gives the top k as "value:index:label". Binary outputs with "binary_data": true per output or "binary_data_output": true for all.`,
+        description: `One input: "${IMAGE_INPUT}" (BYTES [N]: encoded images, base64 in JSON or binary) or the model's ONNX input (FP32 [N, C, H, W]). Outputs: logits, label, class_index, ood_score, ood_threshold, ood_reject, ood_p_value, min_distance (distance heads), confidence, confidence_threshold (models with a confidence calibration), reject and reject_reasons (the verdict over both reasons: "ood", "uncertain", both comma-separated, or ""); all unless "outputs" lists some. "parameters": {"classification": k} on "logits" gives the top k as "value:index:label". Binary outputs with "binary_data": true per output or "binary_data_output": true for all.`,
         tags: ['open inference protocol'],
         params,
         response: { 200: InferResponseSchema, ...errors }

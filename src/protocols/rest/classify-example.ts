@@ -11,18 +11,21 @@ export const CLASSIFY_EXAMPLE = {
   label: 'Ankle boot',
   classIndex: 9,
   topK: [
-    { label: 'Ankle boot', classIndex: 9, probability: 0.9995916 },
-    { label: 'Sneaker', classIndex: 7, probability: 0.0002271044 },
-    { label: 'Sandal', classIndex: 5, probability: 0.0001437705 }
+    { label: 'Ankle boot', classIndex: 9, probability: 0.9995734 },
+    { label: 'Sneaker', classIndex: 7, probability: 0.0002366709 },
+    { label: 'Sandal', classIndex: 5, probability: 0.0001501641 }
   ],
+  reject: false,
+  rejectReasons: [],
   ood: {
     score: -72.19713,
     kind: 'mahalanobis',
-    threshold: -174.3255,
+    threshold: -176.9875,
     reject: false,
-    pValue: 0.8886598,
+    pValue: 0.8548387,
     minDistance: 2.598369
   },
+  confidence: { value: 0.9995734, threshold: 0.8282092 },
   batchSize: 1,
   timings: { decode: 1.148, queue: 0.086, inference: 0.969, total: 6.155 }
 } as const

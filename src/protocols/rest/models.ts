@@ -26,6 +26,21 @@ export default async function modelRoutes (app: FastifyInstance): Promise<void> 
       calibrationN: m.ood.calibration.n,
       calibrationDate: m.ood.calibration.date
     },
+    ...(m.selective !== undefined
+      ? {
+          selective: {
+            targetRisk: m.selective.targetRisk,
+            delta: m.selective.delta,
+            threshold: m.selective.threshold,
+            calibrationN: m.selective.calibration.n,
+            coverage: m.selective.calibration.coverage,
+            risk: m.selective.calibration.risk,
+            bound: m.selective.calibration.bound,
+            method: m.selective.calibration.method,
+            calibrationDate: m.selective.calibration.date
+          }
+        }
+      : {}),
     batching: app.engine.batching(m.name) ?? m.batching,
     provider: app.engine.providers[m.name] ?? 'cpu'
   })

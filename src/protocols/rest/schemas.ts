@@ -52,6 +52,11 @@ export const OodSchema = z.object({
   minDistance: z.number().optional().describe('Distance to the nearest class prototype (distance-head models only)')
 }).meta({ id: 'OodResult', example: CLASSIFY_EXAMPLE.ood })
 
+export const ConfidenceSchema = z.object({
+  value: z.number().describe('The predicted class\'s probability, softmax(logits / T)[classIndex] (= topK[0].probability)'),
+  threshold: z.number().optional().describe('Calibrated so that, among in-distribution images accepted by both rules, the error rate is at most the model\'s target risk with probability ≥ 1 − δ; the label is rejected as "uncertain" when value < threshold. Absent when the model has no confidence calibration (then it never rejects as uncertain)')
+}).meta({ id: 'Confidence', example: CLASSIFY_EXAMPLE.confidence })
+
 export const TimingsSchema = z.object({
   decode: z.number().describe('ms spent decoding and preprocessing the image'),
   queue: z.number().describe('ms waiting in the batch queue'),
@@ -65,7 +70,10 @@ export const ClassifyResultSchema = z.object({
   label: z.string(),
   classIndex: z.number().int(),
   topK: z.array(TopKSchema),
+  reject: z.boolean().describe('Do not trust this label: true when any reason in rejectReasons fired'),
+  rejectReasons: z.array(z.enum(['ood', 'uncertain'])).describe('Why the label is rejected, "ood" first: "ood" = the image is unlike the training data (ood.reject); "uncertain" = in distribution as far as the OOD score can tell, but the confidence is below its threshold (likely a wrong label). Empty when accepted'),
   ood: OodSchema,
+  confidence: ConfidenceSchema,
   logits: z.array(z.number()).optional().describe('The model\'s raw output row, in class order (with ?include=logits): what ONNX Runtime returned, for parity checks'),
   input: z.string().optional().describe('The image as the model saw it (with ?include=input): a `data:image/png;base64,` URL of the pixels after decoding, orientation, flattening, colour conversion and resize, read back from the input tensor (each tensor value is (pixel / 255 − mean) / std)'),
   batchSize: z.number().int().describe('How many images shared the inference batch'),
@@ -110,6 +118,17 @@ export const ModelInfoSchema = z.object({
     calibrationN: z.number().int(),
     calibrationDate: z.string()
   }),
+  selective: z.object({
+    targetRisk: z.number().describe('The error rate among accepted in-distribution images that the confidence threshold is calibrated to stay under'),
+    delta: z.number().describe('The probability, over the draw of the calibration data, that it does not'),
+    threshold: z.number().describe('Reject as "uncertain" when confidence < threshold'),
+    calibrationN: z.number().int().describe('Labelled images the threshold was chosen on (disjoint from those that fitted the OOD threshold and the temperature)'),
+    coverage: z.number().describe('Share of those images accepted by both rules'),
+    risk: z.number().describe('Error rate among them'),
+    bound: z.number().describe('Upper confidence bound (1 − δ) on the risk at the threshold'),
+    method: z.string(),
+    calibrationDate: z.string()
+  }).optional().describe('The confidence calibration behind the "uncertain" reject; absent: the model never rejects as uncertain'),
   batching: z.object({ maxBatchSize: z.number().int(), maxQueueDelayMs: z.number() }),
   provider: z.enum(['cpu', 'cuda'])
 }).meta({ id: 'ModelInfo' })

@@ -16,7 +16,11 @@ import { loadManifest, type LoadedModel } from '../../registry/load-manifest.js'
 import { parse, parseScore, requireModel, requireOption, requireScoreFits, synopsis, UsageError } from './args.js'
 import { runCli } from './main.js'
 import { columnKey, markdownReport, textReport, type Column, type Report } from './report.js'
-import { runDataset, scoresOf, startEngine, warnSkipped, warnUnmatched } from './run-dataset.js'
+import { runDataset, scoresOf, startEngine, warnSkipped, warnUnmatched, type DatasetRun, type ModelOutputs } from './run-dataset.js'
+import { runDatasetHttp } from './run-http.js'
+import { selectiveReport, type Verdict } from '../evaluation/selective-report.js'
+import { decide } from '../../ood/decision.js'
+import type { Dataset } from '../datasets/types.js'
 
 const USAGE = `usage: npm run evaluate -- --model NAME[:SCORE] [--model ...] --id PATH --ood LABEL=PATH [--ood ...] [options]
 
@@ -39,6 +43,10 @@ written as PREFIX.json and PREFIX.md. Every model in the manifest must be calibr
   --out PREFIX          where the report goes (default reports/evaluation)
   --figures DIR         also draw SVG figures there: ROC curves per model and score, ID
                         against OOD score histograms with the threshold, risk–coverage
+  --url URL             send the images to a running server (POST /models/NAME/classify,
+                        multipart, 16 a request) instead of running the models in this
+                        process: the verdicts are the server's. Its models must be the
+                        manifest's (same version and thresholds)
   --manifest FILE       the manifest to read (default: $MODELS_MANIFEST, else
                         models/manifest.json)
   -h, --help            print this help
@@ -56,7 +64,8 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
     score: { type: 'string' },
     manifest: { type: 'string' },
     out: { type: 'string' },
-    figures: { type: 'string' }
+    figures: { type: 'string' },
+    url: { type: 'string' }
   }, USAGE)
   const modelArgs = requireOption(args.model, 'model', USAGE)
   const idSpec = requireOption(args.id, 'id', USAGE)
@@ -84,9 +93,14 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
   const idSet = await resolveDataset(idSpec, { labels: args.labels, indices: args.indices })
   const oodSets = await Promise.all(oodSpecs.map(async (o) => ({ ...o, dataset: await resolveDataset(o.spec) })))
 
-  const engine = await startEngine({ ...manifest, models: new Map(models.map((m) => [m.name, m])) }, config)
+  const url = args.url
+  if (url !== undefined) await checkServer(url, models)
+  const engine = url === undefined ? await startEngine({ ...manifest, models: new Map(models.map((m) => [m.name, m])) }, config) : undefined
+  const runSet = async (dataset: Dataset, label: string): Promise<DatasetRun> => engine !== undefined
+    ? await runDataset(engine, models, dataset, label, config)
+    : await runDatasetHttp({ url: url! }, models, dataset, label)
   try {
-    const idRun = await runDataset(engine, models, idSet, 'ID  ' + idSpec, config)
+    const idRun = await runSet(idSet, 'ID  ' + idSpec)
     warnSkipped(idRun, idSpec)
     warnUnmatched(idRun, idSpec)
     if (idRun.outputs.get(models[0]!.name)!.logits.length === 0) throw new UsageError(`${idSpec}: none of its images could be read`)
@@ -104,6 +118,8 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
       results: {},
       idRejectRate: {},
       idAnalysis: {},
+      selective: {},
+      ...(url !== undefined ? { servedBy: url } : {}),
       figures: []
     }
     for (const m of models) {
@@ -119,8 +135,10 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
       report.idAnalysis[m.name] = analyseId(m, out.logits, out.labels, manifestScores)
     }
     const oodScores = new Map<string, Map<string, number[]>>()
+    const oodVerdicts = new Map<string, Array<{ set: string, verdicts: Verdict[] }>>(models.map((m) => [m.name, []]))
     for (const o of oodSets) {
-      const run = await runDataset(engine, models, o.dataset, 'OOD ' + o.label, config)
+      const run = await runSet(o.dataset, 'OOD ' + o.label)
+      for (const m of models) oodVerdicts.get(m.name)!.push({ set: o.label, verdicts: verdictsOf(run.outputs.get(m.name)!, m) })
       warnSkipped(run, o.label)
       const n = run.outputs.get(models[0]!.name)!.logits.length
       if (n === 0) throw new UsageError(`${o.spec}: none of its images could be read`)
@@ -136,6 +154,7 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
         }
       }
     }
+    for (const m of models) report.selective[m.name] = selectiveReport(m.selective, verdictsOf(idRun.outputs.get(m.name)!, m), oodVerdicts.get(m.name)!)
     const prefix = args.out ?? path.join('reports', 'evaluation')
     mkdirSync(path.dirname(path.resolve(prefix)), { recursive: true })
     if (args.figures !== undefined) {
@@ -149,7 +168,39 @@ export async function evaluate (argv: string[], env: NodeJS.ProcessEnv = process
     process.stdout.write(`\nwrote ${prefix}.json and ${prefix}.md\n`)
     return report
   } finally {
-    await engine.close(new Error('evaluation finished'))
+    await engine?.close(new Error('evaluation finished'))
+  }
+}
+
+/**
+ * Each image's verdict: the server's (over HTTP), else decide()'s on its logits — the same
+ * function the server runs — and whether its label was right.
+ */
+function verdictsOf (out: ModelOutputs, model: LoadedModel): Verdict[] {
+  return out.logits.map((l, i) => {
+    const y = out.labels[i]!
+    const correct = y >= 0 ? argmax(l) === y : null
+    const served = out.served?.[i]
+    if (served !== undefined) return { ...served, correct }
+    const d = decide(model, l, 1, out.graph[i])
+    return { reasons: d.rejectReasons, confidence: d.confidence.value, oodReject: d.ood.reject, correct }
+  })
+}
+
+/** The server at `url` must serve each model as the manifest describes it, or the figures would be labelled with the wrong calibration. */
+async function checkServer (url: string, models: LoadedModel[]): Promise<void> {
+  for (const m of models) {
+    let res: Response
+    try {
+      res = await fetch(`${url.replace(/\/$/, '')}/models/${encodeURIComponent(m.name)}`)
+    } catch (err) {
+      throw new UsageError(`--url ${url}: ${(err as Error).message}`)
+    }
+    if (!res.ok) throw new UsageError(`--url ${url}: GET /models/${m.name} answered ${res.status}`)
+    const info = await res.json() as { version: string, ood: { threshold: number }, selective?: { threshold: number } }
+    if (info.version !== m.version || info.ood.threshold !== m.ood.threshold || info.selective?.threshold !== m.selective?.threshold) {
+      throw new UsageError(`--url ${url}: it serves "${m.name}" ${info.version} with OOD threshold ${info.ood.threshold} and confidence threshold ${info.selective?.threshold ?? 'none'}; the manifest says ${m.version}, ${m.ood.threshold}, ${m.selective?.threshold ?? 'none'}: evaluate against the manifest the server runs (--manifest)`)
+    }
   }
 }
 

@@ -2,6 +2,7 @@
 // as plain text for the terminal, Markdown and JSON.
 import type { IdAnalysis } from '../evaluation/id-analysis.js'
 import type { OodMetrics } from '../evaluation/metrics.js'
+import type { SelectiveReport } from '../evaluation/selective-report.js'
 
 export interface Column {
   model: string
@@ -27,6 +28,10 @@ export interface Report {
   idRejectRate: Record<string, number | null>
   /** Per model, at its manifest score and threshold, on the ID set. */
   idAnalysis: Record<string, IdAnalysis>
+  /** Per model: the one reject (OOD and uncertain) as served — coverage, realized risk, OOD sets rejected by reason. */
+  selective: Record<string, SelectiveReport>
+  /** With --url: the server whose answers these are. */
+  servedBy?: string
   /** With --figures: the SVGs, relative to the report. */
   figures: Array<{ title: string, file: string }>
 }
@@ -72,7 +77,7 @@ export function markdownReport (r: Report): string {
     parts.push('')
   }
   parts.push('OOD sets:', '', ...r.oodSets.map((s) => `- **${s.label}** (${s.spec}): ${s.description}, ${s.n} images`), '')
-  parts.push(...idSections(r))
+  parts.push(...idSections(r), ...selectiveSections(r))
   if (r.figures.length > 0) parts.push('## Figures', '', ...r.figures.map((f) => `- [${f.title}](${f.file})`), '')
   return parts.join('\n')
 }
@@ -121,6 +126,39 @@ function idSections (r: Report): string[] {
   return parts
 }
 
+const pct2 = (v: number | null | undefined): string => v === null || v === undefined ? '—' : (100 * v).toFixed(2)
+
+/** The one reject as served: coverage and realized risk against the target; OOD sets by reason. */
+function selectiveSections (r: Report): string[] {
+  const models = Object.keys(r.selective ?? {})
+  if (models.length === 0) return []
+  const parts = [
+    `## The one reject (ood or uncertain)${r.servedBy !== undefined ? `, as served by ${r.servedBy}` : ''}`,
+    '',
+    'Accepted = neither reason fired. Risk = error rate among the accepted labelled ID images; the',
+    'margin is the one-sided 95 % binomial sampling margin of that figure at the target',
+    '(1.645 · √(target · (1 − target) / accepted)): a realized risk ≤ target + margin is what the bound',
+    'predicts for a test set of this size.',
+    '',
+    '| model | target risk (δ) | confidence threshold | coverage (%) | realized risk (%) | margin (pt) | ≤ target + margin | ID rejected: ood / uncertain / both (%) |',
+    '|---|---:|---:|---:|---:|---:|:---:|---:|',
+    ...models.map((m) => {
+      const s = r.selective[m]!
+      return `| ${m} | ${s.targetRisk === null ? 'none' : `${pct2(s.targetRisk)} % (${s.delta ?? ''})`} | ${s.threshold === null ? 'none' : s.threshold.toPrecision(4)} | ${pct2(s.id.coverage)} | ${pct2(s.id.risk)} (${s.id.errors} of ${s.id.accepted}) | ${pct2(s.id.margin)} | ${s.id.withinMargin === null ? '—' : s.id.withinMargin ? 'yes' : 'NO'} | ${pct2(s.id.ood)} / ${pct2(s.id.uncertain)} / ${pct2(s.id.both)} |`
+    }),
+    ''
+  ]
+  for (const m of models) {
+    const s = r.selective[m]!
+    parts.push(`### ${m}: OOD sets rejected, and by which reason (%)`, '',
+      '| OOD set | rejected | ood | uncertain | both | ood alone | uncertain alone |',
+      '|---|---:|---:|---:|---:|---:|---:|',
+      ...s.ood.map((o) => `| ${o.set} | ${pct2(o.rejected)} | ${pct2(o.ood)} | ${pct2(o.uncertain)} | ${pct2(o.both)} | ${pct2(o.oodOnly)} | ${pct2(o.uncertainOnly)} |`),
+      '')
+  }
+  return parts
+}
+
 /** When the accuracy is on a subset: on how many images, and which class folders matched no label. */
 function onWhat (r: Report, m: string): string {
   const l = r.labelled[m]
@@ -143,6 +181,12 @@ export function textReport (r: Report): string {
     for (const set of r.oodSets) {
       lines.push(set.label.padEnd(first) + cols.map((c) => pct(r.results[set.label]?.[c]?.[metric.key] as number | null).padStart(width)).join(''))
     }
+  }
+  for (const [m, s] of Object.entries(r.selective ?? {})) {
+    lines.push('', `${m}: the one reject${r.servedBy !== undefined ? ` (served by ${r.servedBy})` : ''}`,
+      `  coverage ${pct2(s.id.coverage)} %, realized risk ${pct2(s.id.risk)} % (${s.id.errors} of ${s.id.accepted})` +
+        (s.targetRisk !== null ? ` — target ${pct2(s.targetRisk)} % at δ ${s.delta ?? ''}, sampling margin ${pct2(s.id.margin)} pt: ${s.id.withinMargin === true ? 'within' : 'OUTSIDE'}` : ' — no confidence threshold'),
+      ...s.ood.map((o) => `  ${o.set}: rejected ${pct2(o.rejected)} % (ood ${pct2(o.ood)}, uncertain ${pct2(o.uncertain)}, both ${pct2(o.both)})`))
   }
   for (const [m, a] of Object.entries(r.idAnalysis)) {
     const e = a.ece

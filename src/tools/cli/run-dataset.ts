@@ -22,6 +22,8 @@ export interface ModelOutputs {
   labels: number[]
   /** Class folders whose name matches none of the model's labels → their readable images (counted as unlabelled). */
   unmatched: Record<string, number>
+  /** Over HTTP (evaluate --url): the verdict the server gave each image, parallel to `logits`. */
+  served?: Array<{ reasons: string[], confidence: number, oodReject: boolean }>
 }
 
 /** Each image's `kind` score: from its logits, or the graph's own output. */
@@ -44,7 +46,7 @@ export interface DatasetRun {
  */
 const slug = (s: string): string => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')
 
-function labelIndex (sample: Sample, model: LoadedEntry): number {
+export function labelIndex (sample: Sample, model: LoadedEntry): number {
   if (sample.labelIndex !== undefined) return sample.labelIndex < model.labels.length ? sample.labelIndex : -1
   if (sample.labelName === undefined) return -1
   const exact = model.labels.indexOf(sample.labelName)

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { open, readFile, rename, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import { ManifestError } from '../../errors.js'
-import type { OodSpec, ProbabilitiesSpec } from '../../registry/manifest-schema.js'
+import type { OodSpec, ProbabilitiesSpec, SelectiveSpec } from '../../registry/manifest-schema.js'
 import { parseManifest } from '../../registry/load-manifest.js'
 import { withManifestLock } from './manifest-lock.js'
 
@@ -33,14 +33,16 @@ export async function writeFileAtomic (file: string, text: string): Promise<void
 }
 
 /**
- * Calibrate's two blocks of one entry: `ood` always; `probabilities` when given (a run on
- * unlabelled data keeps the temperature it had). Nothing else of the manifest changes. With
+ * Calibrate's blocks of one entry: `ood` always; `probabilities` when given (a run on
+ * unlabelled data keeps the temperature it had); `selective` when given, removed with null (a
+ * confidence threshold chosen for an OOD threshold and temperature that changed no longer
+ * holds), untouched when undefined. Nothing else of the manifest changes. With
  * `expect.sha256` (the file that was calibrated), an entry whose file was replaced meanwhile
  * (`models add --force`) is refused: the calibration describes other weights.
  */
-export async function updateCalibration (file: string, modelName: string, ood: OodSpec, probabilities?: ProbabilitiesSpec, expect: { sha256?: string } = {}): Promise<void> {
+export async function updateCalibration (file: string, modelName: string, ood: OodSpec, probabilities?: ProbabilitiesSpec, expect: { sha256?: string } = {}, selective?: SelectiveSpec | null): Promise<void> {
   await withManifestLock(file, 'calibrate', async () => {
-    const raw = JSON.parse(await readFile(file, 'utf8')) as { models: Array<{ name: string, sha256?: unknown, ood: unknown, probabilities?: unknown }> }
+    const raw = JSON.parse(await readFile(file, 'utf8')) as { models: Array<{ name: string, sha256?: unknown, ood: unknown, probabilities?: unknown, selective?: unknown }> }
     const entry = raw.models.find((m) => m.name === modelName)
     if (entry === undefined) throw new ManifestError(`${file}: no model named "${modelName}" (removed while it was calibrated?); the manifest is unchanged`)
     if (expect.sha256 !== undefined && entry.sha256 !== expect.sha256) {
@@ -48,6 +50,8 @@ export async function updateCalibration (file: string, modelName: string, ood: O
     }
     entry.ood = ood
     if (probabilities !== undefined) entry.probabilities = probabilities
+    if (selective === null) delete entry.selective
+    else if (selective !== undefined) entry.selective = selective
     parseManifest(file, raw) // never write a manifest the server would refuse
     await writeFileAtomic(file, JSON.stringify(raw, null, 2) + '\n')
   })

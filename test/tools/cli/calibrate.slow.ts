@@ -147,3 +147,30 @@ t.test('bad input: a clear error and the manifest untouched', async (t) => {
   }
   t.same(readFileSync(manifestFile), original, 'the manifest is byte-for-byte unchanged')
 })
+
+t.test('--risk-data: the confidence threshold comes from the other half, reproduces the shipped one, and goes when recalibrated without it', async (t) => {
+  const manifestFile = copyModels()
+  const shipped = JSON.parse(readFileSync(manifestFile, 'utf8')).models.find((m: { name: string }) => m.name === 'fashion-mnist-isomaxplus-md')
+  const args = ['--model', 'fashion-mnist-isomaxplus-md', '--per-class', '--data', 'fashion-mnist:val-fit', '--manifest', manifestFile]
+  const { selective } = await calibrate([...args, '--risk-data', 'fashion-mnist:val-risk', '--target-risk', '0.02', '--delta', '0.1'], env)
+  t.ok(selective !== undefined)
+  t.equal(selective!.calibration.n, 2500)
+  t.ok(selective!.calibration.bound <= 0.02, `bound ${selective!.calibration.bound} ≤ the target`)
+  t.ok(selective!.calibration.risk <= selective!.calibration.bound)
+  t.not(selective!.calibration.dataSha256, selective!.calibration.fitDataSha256, 'two different data sets')
+  const written = JSON.parse(readFileSync(manifestFile, 'utf8')).models.find((m: { name: string }) => m.name === 'fashion-mnist-isomaxplus-md')
+  t.same(written.selective, selective, 'the block is in the manifest')
+  // The shipped manifest was written by this very command: same threshold and figures.
+  t.equal(selective!.threshold, shipped.selective.threshold, 'the shipped confidence threshold is what the tool chooses')
+  t.same({ ...selective!.calibration, date: '', toolVersion: '' }, { ...shipped.selective.calibration, date: '', toolVersion: '' })
+
+  // The same images for both: refused before anything runs, or after, by their hash.
+  await t.rejects(calibrate([...args, '--risk-data', 'fashion-mnist:val-fit'], env), /disjoint/)
+  await t.rejects(calibrate([...args, '--target-risk', '0.02'], env), /go with --risk-data/)
+  await t.rejects(calibrate([...args, '--risk-data', 'fashion-mnist:val-risk', '--delta', '1.5'], env), /--delta must be a number between 0 and 1/)
+
+  // Recalibrated without --risk-data: the old confidence threshold described another OOD
+  // threshold and temperature, so it goes.
+  await calibrate(args, env)
+  t.equal(JSON.parse(readFileSync(manifestFile, 'utf8')).models.find((m: { name: string }) => m.name === 'fashion-mnist-isomaxplus-md').selective, undefined)
+})

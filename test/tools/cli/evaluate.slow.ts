@@ -74,12 +74,23 @@ t.test('default model: evaluate agrees with the model card on Fashion-MNIST → 
 
   // --figures: real SVGs, linked from the Markdown report.
   const expected = report.columns.flatMap((c) => [`roc-${model}-${c.score}.svg`, ...(c.isManifestScore ? [`histograms-${model}.svg`] : [])])
-  t.same(report.figures.map((f) => path.basename(f.file)), [...expected, 'risk-coverage.svg'])
+  t.same(report.figures.map((f) => path.basename(f.file)), [...expected, 'risk-coverage.svg', `selective-${model}.svg`])
   for (const f of report.figures) {
     const svg = readFileSync(path.resolve(path.dirname(out), f.file), 'utf8')
     t.match(svg, /^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/, `${f.file} is an SVG`)
     t.match(md, `](${f.file})`, `${f.file} is linked from the report`)
   }
+  // The one reject as served: the test-split figures the docs report, and both reasons on MNIST.
+  const sel = report.selective[model]!
+  t.equal(sel.targetRisk, entry.selective.targetRisk)
+  t.equal(sel.id.labelled, 10000)
+  t.equal(sel.id.accepted, 8437, 'coverage 84.37 % (docs/selective-risk.md)')
+  t.equal(sel.id.errors, 159, 'realized risk 159 / 8437 = 1.88 %')
+  t.equal(sel.id.withinMargin, true)
+  const mnist = sel.ood.find((o) => o.set === 'MNIST')!
+  t.ok(mnist.rejected >= mnist.ood && mnist.both > 0 && mnist.uncertainOnly > 0, `MNIST rejected ${mnist.rejected}: ood ${mnist.ood}, uncertain ${mnist.uncertain}`)
+  t.match(md, /## The one reject \(ood or uncertain\)/)
+  t.match(readFileSync(path.resolve(path.dirname(out), report.figures.at(-1)!.file), 'utf8'), /operating point: coverage 84\.4 %, risk 1\.88 %/)
   const roc = readFileSync(path.resolve(path.dirname(out), report.figures[0]!.file), 'utf8')
   t.match(roc, `MNIST (AUROC ${(100 * report.results.MNIST![`${model}/${entry.ood.score}`]!.auroc).toFixed(1)} %)`, 'the ROC legend carries the AUROC')
 })
@@ -124,4 +135,37 @@ t.test('class folders that match no label: a warning names each, and the report 
   t.match(out.join(''), new RegExp(`^  ${model}: accuracy [\\d.]+ % on 6 of 9 images \\(3 in 1 class folder matching no label: Coats/\\), ID reject rate`, 'm'))
   t.match(readFileSync(path.join(dir, 'report.md'), 'utf8'), /% on 6 of 9 images \(3 in 1 class folder matching no label: Coats\/\) \|/)
   t.same(JSON.parse(readFileSync(path.join(dir, 'report.json'), 'utf8')).labelled[model], { n: 6, unmatchedFolders: { Coats: 3 } })
+})
+
+t.test('--url: over HTTP the report holds the server\'s verdicts, the same as in process', async (t) => {
+  const { build } = await import('../../helpers/build.js')
+  const { mnistDigits, png } = await import('../../helpers/data.js')
+  const { writeFileSync } = await import('node:fs')
+  const app = await build(t)
+  const url = await app.listen({ port: 0, host: '127.0.0.1' })
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'isomax-eval-url-'))
+  const indices = path.join(dir, 'indices.json')
+  writeFileSync(indices, JSON.stringify(Array.from({ length: 300 }, (_, i) => i)))
+  mkdirSync(path.join(dir, 'digits'))
+  await Promise.all(mnistDigits(40).map(async (p, i) => { writeFileSync(path.join(dir, 'digits', `${i}.png`), await png(p)) }))
+  const fashion = process.env.FASHION_MNIST_DIR ?? '/usr/share/datasets/fashion-mnist'
+  const args = ['--model', model, '--id', path.join(fashion, 't10k-images-idx3-ubyte.gz'), '--labels', path.join(fashion, 't10k-labels-idx1-ubyte.gz'), '--indices', indices, '--ood', `digits=${path.join(dir, 'digits')}`]
+  const quiet = async <T>(fn: () => Promise<T>): Promise<T> => {
+    const [o, e] = [process.stdout.write.bind(process.stdout), process.stderr.write.bind(process.stderr)]
+    process.stdout.write = (() => true) as typeof process.stdout.write
+    process.stderr.write = (() => true) as typeof process.stderr.write
+    try { return await fn() } finally { process.stdout.write = o; process.stderr.write = e }
+  }
+  const overHttp = await quiet(async () => await evaluate([...args, '--url', url, '--out', path.join(dir, 'http')], env))
+  const inProcess = await quiet(async () => await evaluate([...args, '--out', path.join(dir, 'local')], env))
+  t.equal(overHttp.servedBy, url)
+  t.same(overHttp.selective, inProcess.selective, 'the same verdicts, coverage, risk and reasons')
+  t.equal(overHttp.selective[model]!.id.labelled, 300)
+  t.equal(overHttp.results.digits![`${model}/${entry.ood.score as string}`]!.auroc, inProcess.results.digits![`${model}/${entry.ood.score as string}`]!.auroc, 'and the same scores')
+  // A server that serves other thresholds than the manifest says: refused before any image is sent.
+  const { copyModels, editManifest } = await import('../../helpers/manifest-copy.js')
+  const otherFile = copyModels()
+  editManifest(otherFile, (m) => { m.models.find((e: { name: string }) => e.name === model).selective.threshold = 0.5 })
+  await t.rejects(evaluate([...args, '--url', url, '--manifest', otherFile, '--out', path.join(dir, 'x')], env), /the manifest says 1\.0\.0, [^,]+, 0\.5/)
+  rmSync(dir, { recursive: true, force: true })
 })

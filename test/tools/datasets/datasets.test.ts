@@ -2,10 +2,11 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
-import { BUILTIN_OOD_SETS, builtinDataset, drawShapes, prng } from '../../../src/tools/datasets/builtin.js'
+import { BUILTIN_OOD_SETS, builtinDataset, drawShapes, prng, valHalves } from '../../../src/tools/datasets/builtin.js'
+import { loadIndices } from '../../../src/tools/datasets/idx-dataset.js'
 import { imageFolder } from '../../../src/tools/datasets/image-folder.js'
 import type { Dataset, Sample } from '../../../src/tools/datasets/types.js'
-import { png } from '../../helpers/data.js'
+import { png, REPO } from '../../helpers/data.js'
 
 async function first (d: Dataset, n: number): Promise<Sample[]> {
   const out: Sample[] = []
@@ -24,6 +25,18 @@ t.test('every built-in OOD set resolves, is 28×28 greyscale and deterministic',
   }
   t.equal((await builtinDataset('mnist'))!.size, 10000)
   t.equal((await builtinDataset('fashion-mnist:val'))!.size, 5000)
+})
+
+t.test('fashion-mnist:val-fit and :val-risk: two disjoint halves of the validation split, the same every time', async (t) => {
+  const indices = await loadIndices(path.join(REPO, 'training', 'splits', 'fashion-mnist-val-seed0.json'))
+  const { fit, risk } = valHalves(indices)
+  t.equal(fit.length, 2500)
+  t.equal(risk.length, 2500)
+  t.equal(new Set([...fit, ...risk]).size, 5000, 'disjoint, and together the whole split')
+  t.same(valHalves(indices), { fit, risk }, 'seeded')
+  t.equal((await builtinDataset('fashion-mnist:val-fit'))!.size, 2500)
+  const [head] = await first((await builtinDataset('fashion-mnist:val-risk'))!, 1)
+  t.ok(head!.name.endsWith(`#${risk[0]!}`), `the risk half reads its own images (${head!.name})`)
 })
 
 t.test('the constructed sets are what they say', async (t) => {

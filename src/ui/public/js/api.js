@@ -4,8 +4,8 @@
 /**
  * @typedef {{ label: string, classIndex: number, probability: number }} TopK
  * @typedef {{ score: number, kind: string, threshold: number, reject: boolean, pValue?: number, minDistance?: number }} Ood
- * @typedef {{ model: string, version: string, label: string, classIndex: number, topK: TopK[], ood: Ood, input?: string, batchSize: number, timings: Record<string, number> }} ClassifyResult
- * @typedef {{ name: string, version: string, default: boolean, head: string, labels: string[], input: { channels: number, height: number, width: number, colour: string, fit: string }, ood: { score: string, threshold: number, targetTpr: number, achievedTpr: number, calibrationN: number, calibrationDate: string } }} ModelInfo
+ * @typedef {{ model: string, version: string, label: string, classIndex: number, topK: TopK[], reject?: boolean, rejectReasons?: Array<'ood' | 'uncertain'>, ood: Ood, confidence?: { value: number, threshold?: number }, input?: string, batchSize: number, timings: Record<string, number> }} ClassifyResult
+ * @typedef {{ name: string, version: string, default: boolean, head: string, labels: string[], input: { channels: number, height: number, width: number, colour: string, fit: string }, ood: { score: string, threshold: number, targetTpr: number, achievedTpr: number, calibrationN: number, calibrationDate: string }, selective?: { targetRisk: number, delta: number, threshold: number, calibrationN: number, coverage: number, risk: number, bound: number, method: string, calibrationDate: string } }} ModelInfo
  * @typedef {{ temperature: number, n: number, ece: { before: number, after: number } }} Probabilities
  * @typedef {ModelInfo & { ood: ModelInfo['ood'] & { classThresholds?: number[], calibration: { scores?: number[], classScores?: number[][], classN?: number[] } }, probabilities?: Probabilities }} ModelDetail
  * @typedef {{ status: number, code: string, message: string, retryAfter: string | null }} ApiError

@@ -71,22 +71,56 @@ function probabilityNote (model, reject, top) {
 }
 
 /**
+ * The confidence against its threshold, and what the threshold promises.
+ * @param {ClassifyResult} r
+ * @param {ModelDetail} model
+ */
+function confidenceLine (r, model) {
+  const c = r.confidence
+  if (c === undefined) return ''
+  if (c.threshold === undefined || model.selective === undefined) {
+    return el('p', { class: 'confidence' }, `Confidence ${percent(c.value, 2)}: this model has no confidence threshold, so it never rejects a label as uncertain.`)
+  }
+  const s = model.selective
+  return el('p', { class: 'confidence' },
+    `Confidence ${percent(c.value, 2)} — threshold ${percent(c.threshold, 2)}: ${c.value < c.threshold ? 'below it, so rejected as uncertain' : 'at or above it'}. ` +
+    `Calibrated so that at most ${percent(s.targetRisk, 0)} of accepted in-distribution labels are wrong (with probability ${percent(1 - s.delta, 0)}, over ${count(s.calibrationN)} held-out images).`)
+}
+
+/**
  * @param {HTMLElement} card
  * @param {ClassifyResult} r
  * @param {ModelDetail} model
  */
 export function showResult (card, r, model) {
-  const reject = r.ood.reject
+  // One verdict over both reasons (an older server without them: the OOD decision alone).
+  const reasons = r.rejectReasons ?? (r.ood.reject ? ['ood'] : [])
+  const reject = r.reject ?? r.ood.reject
+  const ood = reasons.includes('ood')
+  const uncertain = reasons.includes('uncertain')
   card.className = `card ${reject ? 'rejected' : 'accepted'}`
   card.dataset.verdict = reject ? 'reject' : 'accept'
+  card.dataset.reasons = reasons.join(' ')
   card.removeAttribute('aria-busy')
   const verdict = /** @type {HTMLElement} */ (card.querySelector('.verdict'))
+  const accepted = r.confidence?.threshold !== undefined ? 'Accepted: in distribution, confident' : 'Accepted: in distribution'
+  const headline = ood && uncertain
+    ? 'Rejected: out of distribution and uncertain'
+    : ood
+      ? 'Rejected: out of distribution'
+      : uncertain ? 'Rejected: uncertain' : accepted
+  const why = [
+    ood ? `this image does not look like ${model.name}'s training data` : '',
+    uncertain ? `the model is not confident enough in its label (${percent(r.confidence?.value ?? 0, 2)}, below its threshold ${percent(r.confidence?.threshold ?? 0, 2)})` : ''
+  ].filter((w) => w !== '').join('; and ')
   verdict.replaceChildren(
     el('span', { class: 'icon', 'aria-hidden': 'true' }, reject ? '✕' : '✓'),
-    el('strong', {}, reject ? 'Rejected: out of distribution' : 'Accepted: in distribution'),
+    el('strong', {}, headline),
     el('span', { class: 'why' }, reject
-      ? ` — this image does not look like ${model.name}'s training data. Do not trust the label.`
-      : ' — its score is within the calibrated range of the training data.'))
+      ? ` — ${why}. Do not trust the label.`
+      : r.confidence?.threshold !== undefined
+        ? ' — in distribution, and confident enough for the calibrated error rate.'
+        : ' — its score is within the calibrated range of the training data.'))
 
   const images = /** @type {HTMLElement} */ (card.querySelector('.images'))
   if (r.input !== undefined) {
@@ -106,7 +140,8 @@ export function showResult (card, r, model) {
         el('span', { class: 'name' }, k.label),
         el('meter', { min: '0', max: '1', value: String(k.probability), 'aria-label': k.label }),
         el('span', { class: 'value' }, percent(k.probability))))),
-    el('p', { class: 'note' }, probabilityNote(model, reject, best.probability)))
+    confidenceLine(r, model),
+    el('p', { class: 'note' }, probabilityNote(model, ood, best.probability)))
 
   const cal = calibrationFor(model, r.classIndex)
   const score = scoreName(r.ood.kind)
