@@ -319,12 +319,13 @@ export async function addModel (argv: string[], env: NodeJS.ProcessEnv = process
  * Calibrate the checked copy before anything is written: a scratch manifest beside the real
  * one holds the entry alone, pointing at the copy; calibrate runs on it without writing.
  */
-export async function calibrateStaged (manifestFile: string, staged: string, entry: ModelEntry, calibration: { data: string, score: ScoreKind, tpr: number, perClass?: boolean }, env: NodeJS.ProcessEnv): Promise<CalibrationResult> {
+export async function calibrateStaged (manifestFile: string, staged: string, entry: ModelEntry, calibration: { data: string, score: ScoreKind, tpr: number, perClass?: boolean, risk?: { data: string, targetRisk: number, delta: number } | undefined }, env: NodeJS.ProcessEnv): Promise<CalibrationResult> {
   const scratch = tempName(manifestFile)
   try {
     await writeFile(scratch, JSON.stringify({ default: entry.name, models: [{ ...entry, path: path.basename(staged) }] }))
-    const result = await calibrate(['--manifest', scratch, '--model', entry.name, '--data', calibration.data, '--score', calibration.score, '--tpr', String(calibration.tpr), ...(calibration.perClass === true ? ['--per-class'] : []), '--dry-run'], env,
-      { manifestLine: `manifest         ${manifestFile}: written with the entry (below), in one step` })
+    const result = await calibrate(['--manifest', scratch, '--model', entry.name, '--data', calibration.data, '--score', calibration.score, '--tpr', String(calibration.tpr), ...(calibration.perClass === true ? ['--per-class'] : []),
+      ...(calibration.risk !== undefined ? ['--risk-data', calibration.risk.data, '--target-risk', String(calibration.risk.targetRisk), '--delta', String(calibration.risk.delta)] : []), '--dry-run'], env,
+    { manifestLine: `manifest         ${manifestFile}: written with the entry (below), in one step` })
     process.stdout.write('\n')
     return result
   } catch (err) {

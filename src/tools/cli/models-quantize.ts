@@ -136,6 +136,11 @@ export async function quantizeModel (argv: string[], env: NodeJS.ProcessEnv = pr
   const calibrateSpec = args.calibrate ?? builtinOf(source.ood.calibration.data)
   if (calibrateSpec === undefined) throw new UsageError(`--calibrate: "${source.name}" was calibrated on "${source.ood.calibration.data}", not a built-in set; name the held-out images for the threshold`)
   const tpr = args.tpr ?? String(source.ood.calibration.targetTpr)
+  // The source's "uncertain" reject comes along, rechosen for the INT8 outputs on the same
+  // labelled images (its record names them) with the same target and δ; without a built-in set
+  // there, the INT8 variant has no confidence threshold until `calibrate --risk-data` gives it one.
+  const sourceRisk = source.selective === undefined ? undefined : builtinOf(source.selective.calibration.data)
+  const risk = source.selective !== undefined && sourceRisk !== undefined ? { data: sourceRisk, targetRisk: source.selective.targetRisk, delta: source.selective.delta } : undefined
   const oodSpecs = [...(args.ood ?? []), ...(args['builtin-ood'] === true ? BUILTIN_OOD_SETS : [])].map((a) => {
     const eq = a.indexOf('=')
     return eq > 0 ? { label: a.slice(0, eq), spec: a.slice(eq + 1) } : { label: a, spec: a }
@@ -149,9 +154,11 @@ export async function quantizeModel (argv: string[], env: NodeJS.ProcessEnv = pr
   const oodSets = await Promise.all(oodSpecs.map(async (o) => ({ ...o, dataset: await resolveDataset(o.spec) })))
   const quantImages = await take(quantSet, count)
   const hashes = new Set(quantImages.map((s) => createHash('sha256').update(pixelsOf(s)).digest('hex')))
-  let shared = 0
-  for await (const s of thresholdSet.samples()) if (hashes.has(createHash('sha256').update(pixelsOf(s)).digest('hex'))) shared++
-  if (shared > 0) throw new UsageError(`--calibration-images ${quantSpec} and --calibrate ${calibrateSpec} share ${shared} image${shared === 1 ? '' : 's'}: the threshold must be calibrated on images the quantisation ranges never saw`)
+  for (const [spec, set] of [[calibrateSpec, thresholdSet], ...(risk === undefined ? [] : [[risk.data, await resolveDataset(risk.data)] as const])] as const) {
+    let shared = 0
+    for await (const s of set.samples()) if (hashes.has(createHash('sha256').update(pixelsOf(s)).digest('hex'))) shared++
+    if (shared > 0) throw new UsageError(`--calibration-images ${quantSpec} and ${spec === calibrateSpec ? `--calibrate ${spec}` : `the confidence threshold's ${spec}`} share ${shared} image${shared === 1 ? '' : 's'}: the thresholds must be calibrated on images the quantisation ranges never saw`)
+  }
 
   const work = await mkdtemp(path.join(tmpdir(), 'isomax-quantize-'))
   const staged = tempName(path.join(path.dirname(manifestFile), `${name}.model.onnx`))
@@ -193,8 +200,8 @@ export async function quantizeModel (argv: string[], env: NodeJS.ProcessEnv = pr
     }
 
     const perClass = source.ood.classThresholds !== undefined
-    const calibrated = await calibrateStaged(manifestFile, staged, entry, { data: calibrateSpec, score: source.ood.score, tpr: Number(tpr), perClass }, env)
-    entry = { ...entry, ood: calibrated.ood, ...(calibrated.probabilities !== undefined ? { probabilities: calibrated.probabilities } : {}) }
+    const calibrated = await calibrateStaged(manifestFile, staged, entry, { data: calibrateSpec, score: source.ood.score, tpr: Number(tpr), perClass, risk }, env)
+    entry = { ...entry, ood: calibrated.ood, ...(calibrated.probabilities !== undefined ? { probabilities: calibrated.probabilities } : {}), ...(calibrated.selective !== undefined ? { selective: calibrated.selective } : {}) }
 
     const quality = await compare(manifestFile, source as LoadedModel, entry, staged, { label: evalSpec, dataset: evalSet }, oodSets, config)
     process.stdout.write(qualityText(quality) + '\n')

@@ -28,8 +28,13 @@ t.test('refusals: one line, exit code 2, nothing written', async (t) => {
     ['bad --first-conv', [src, '--first-conv', 'maybe', '--calibration-images', 'fashion-mnist:train-sample'], /--first-conv maybe: expected auto, int8 or float/],
     ['bad --count', [src, '--count', '0', '--calibration-images', 'fashion-mnist:train-sample'], /--count 0: expected an integer from 1 to 100000/],
     ['missing data', [src, '--as', 'x-int8', '--calibration-images', '/no/such/images'], /\/no\/such\/images: no such file or directory, and not a built-in set/],
+    // The default's OOD threshold comes from fashion-mnist:val-fit, its confidence threshold from
+    // fashion-mnist:val-risk (the two halves of fashion-mnist:val): neither may share an image
+    // with the quantisation images.
     ['overlap', [src, '--as', 'x-int8', '--calibration-images', 'fashion-mnist:val', '--count', '200'],
-      /--calibration-images fashion-mnist:val and --calibrate fashion-mnist:val share 200 images: the threshold must be calibrated on images the quantisation ranges never saw/]
+      /--calibration-images fashion-mnist:val and --calibrate fashion-mnist:val-fit share \d+ images: the thresholds must be calibrated on images the quantisation ranges never saw/],
+    ['overlap with the confidence threshold\'s images', [src, '--as', 'x-int8', '--calibration-images', 'fashion-mnist:val-risk', '--count', '200'],
+      /--calibration-images fashion-mnist:val-risk and the confidence threshold's fashion-mnist:val-risk share 200 images: the thresholds must be calibrated on images the quantisation ranges never saw/]
   ]
   for (const [what, argv, message] of cases) {
     const r = await run(...argv)
