@@ -96,7 +96,7 @@ async function main (): Promise<void> {
   const ports = await Promise.all(Array.from({ length: replicas }, async () => await freePort()))
   const urls = ports.map((p) => `http://127.0.0.1:${p}`)
   for (const port of ports) {
-    start(process.execPath, [path.join(REPO, 'dist', 'src', 'server.js')], { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', EXECUTION_PROVIDER: 'cpu', INFERENCE_WORKERS: '1' })
+    start(process.execPath, [path.join(REPO, 'dist', 'src', 'server.js')], { PORT: String(port), GRPC_PORT: 'off', HOST: '127.0.0.1', LOG_LEVEL: 'warn', EXECUTION_PROVIDER: 'cpu', INFERENCE_WORKERS: '1' })
   }
   const promPort = await freePort()
   const prom = `http://127.0.0.1:${promPort}`

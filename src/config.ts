@@ -11,6 +11,9 @@ const MiB = 1024 * 1024
 const EnvSchema = z.object({
   PORT: intFrom(0, 65535).default(8080),
   HOST: z.string().min(1).default('0.0.0.0'),
+  // The Open Inference Protocol over gRPC (h2c, same HOST), 8081 as KServe's model servers;
+  // "off" serves HTTP only.
+  GRPC_PORT: z.union([z.literal('off').transform(() => null), intFrom(0, 65535)]).default(8081),
   MODELS_MANIFEST: z.string().min(1).default('models/manifest.json'),
   EXECUTION_PROVIDER: z.enum(['cpu', 'cuda', 'auto']).default('auto'),
   INFERENCE_WORKERS: intFrom(1, 64).default(Math.max(1, Math.min(4, os.availableParallelism() - 1))),

@@ -14,7 +14,7 @@ export interface ServerProcess {
 export function spawnServer (env: Record<string, string>): { child: ChildProcess, logs: () => string, exited: ServerProcess['exited'] } {
   const child = spawn(process.execPath, [...process.execArgv, path.join(REPO, 'src', 'server.ts')], {
     cwd: REPO,
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', EXECUTION_PROVIDER: 'cpu', INFERENCE_WORKERS: '1', ...env },
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', GRPC_PORT: '0', EXECUTION_PROVIDER: 'cpu', INFERENCE_WORKERS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let out = ''
