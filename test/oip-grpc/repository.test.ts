@@ -60,7 +60,7 @@ t.test('every message of the protocol\'s grpc_predict_v2.proto is served with th
       // The protocol's ModelMetadataResponse.properties (6) is not in Triton's message: isomax-serve has none to send.
       if (type.fullName === '.inference.ModelMetadataResponse' && field.name === 'properties') continue
       const same = mine.fields[field.name]
-      t.ok(same !== undefined && same.id === field.id && same.type === field.type && same.repeated === field.repeated && (same as protobuf.MapField).keyType === (field as protobuf.MapField).keyType, `${type.fullName}.${field.name} = ${field.id}`)
+      t.ok(same !== undefined && same.id === field.id && same.type === field.type && same.repeated === field.repeated && (same as unknown as { keyType?: string }).keyType === (field as unknown as { keyType?: string }).keyType, `${type.fullName}.${field.name} = ${field.id}`)
     }
   }
   const service = served.lookupService('inference.GRPCInferenceService')
