@@ -60,3 +60,10 @@ export async function waitForLog (proc: Pick<ServerProcess, 'child' | 'logs'>, p
     proc.child.stderr!.on('data', check)
   })
 }
+
+/** host:port of a started server's gRPC port (GRPC_PORT=0: the one it logged), once it listens. */
+export async function grpcAddress (proc: Pick<ServerProcess, 'child' | 'logs'>, timeoutMs = 10_000): Promise<string> {
+  const pattern = /gRPC listening at (127\.0\.0\.1:\d+)/
+  if (!await waitForLog(proc, pattern, timeoutMs)) throw new Error(`no gRPC port in the logs:\n${proc.logs()}`)
+  return pattern.exec(proc.logs())![1]!
+}
