@@ -26,6 +26,9 @@ export interface Definitions {
 /** Set on a request whose bytes are not a valid message (rpc.ts answers INVALID_ARGUMENT). */
 export const MALFORMED = Symbol('malformed request')
 
+/** The size of a request message on the wire (rpc.ts charges it to the body budget). */
+export const WIRE_BYTES = Symbol('wire bytes')
+
 /**
  * grpc-js answers a message that fails to decode with INTERNAL, which says "our fault": a
  * truncated or corrupt message is the client's, so its decoding error is handed to the handler
@@ -36,7 +39,9 @@ function tolerant (service: ServiceDefinition): ServiceDefinition {
     ...method,
     requestDeserialize: (bytes: Buffer) => {
       try {
-        return method.requestDeserialize(bytes)
+        const message = method.requestDeserialize(bytes) as Record<symbol, unknown>
+        message[WIRE_BYTES] = bytes.length
+        return message
       } catch (err) {
         return { [MALFORMED]: (err as Error).message }
       }

@@ -83,4 +83,4 @@ export default fp<OipGrpcOptions>(async function oipGrpcProtocol (app: FastifyIn
       server.tryShutdown(() => { clearTimeout(timer); resolve() })
     })
   })
-}, { name: 'oip-grpc', dependencies: ['lifecycle', 'metrics', 'data-plane', 'repository'] })
+}, { name: 'oip-grpc', dependencies: ['lifecycle', 'metrics', 'data-plane', 'repository', 'body-budget'] })

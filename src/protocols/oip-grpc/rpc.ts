@@ -1,15 +1,24 @@
 // One unary RPC as a plain async function, and its wrapping as a grpc-js handler: every call
-// refused with UNAVAILABLE once the server is closing, errors mapped from the catalogue
-// (status.ts), logged like HTTP's, and timed into the request metrics with protocol="oip-grpc".
+// refused with UNAVAILABLE once the server is closing, its message charged to the same body
+// budget as HTTP bodies (MAX_INFLIGHT_BYTES, per client MAX_INFLIGHT_BYTES_PER_CLIENT) until it
+// is answered, errors mapped from the catalogue (status.ts), logged like HTTP's, and timed into
+// the request metrics with protocol="oip-grpc".
 import type { handleUnaryCall, Metadata, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js'
 import type { FastifyInstance } from 'fastify'
-import { BadRequestError, ShuttingDownError } from '../../errors.js'
-import { MALFORMED } from './definitions.js'
+import { BadRequestError, OverloadedError, ShuttingDownError } from '../../errors.js'
+import { MALFORMED, WIRE_BYTES } from './definitions.js'
 import { grpcError } from './status.js'
 
 export type Rpc = (request: any, metadata: Metadata) => Promise<object>
 
 export const PROTOCOL = 'oip-grpc'
+
+/** The client's address without its port ("ipv4:1.2.3.4:5678", "[::1]:5678" → the address), as HTTP's req.ip. */
+export function clientOf (peer: string): string {
+  const bare = peer.replace(/^ipv[46]:/, '')
+  const m = /^\[(.*)\]:\d+$/.exec(bare) ?? /^(.*):\d+$/.exec(bare)
+  return m?.[1] ?? bare
+}
 
 /** grpc-js's handler for `rpc`, named `path` (/package.Service/Method) in logs and metrics. */
 export function unary (app: FastifyInstance, path: string, rpc: Rpc): handleUnaryCall<unknown, object> {
@@ -22,7 +31,19 @@ export function unary (app: FastifyInstance, path: string, rpc: Rpc): handleUnar
       if (app.lifecycle.closing) throw new ShuttingDownError()
       const request = call.request as Record<symbol, unknown>
       if (request[MALFORMED] !== undefined) throw new BadRequestError(`the request is not a valid message of ${path}: ${String(request[MALFORMED])}`)
-      return await rpc(call.request, call.metadata)
+      const bytes = Number(request[WIRE_BYTES] ?? 0)
+      const client = clientOf(call.getPeer())
+      const refused = app.bodyBudget.take(client, bytes)
+      if (refused !== null) {
+        throw new OverloadedError(refused === 'total'
+          ? `request messages and bodies held exceed ${app.bodyBudget.capacity} bytes (MAX_INFLIGHT_BYTES); retry shortly`
+          : `request messages and bodies held for this client exceed ${app.bodyBudget.perClient} bytes (MAX_INFLIGHT_BYTES_PER_CLIENT); retry shortly`)
+      }
+      try {
+        return await rpc(call.request, call.metadata)
+      } finally {
+        app.bodyBudget.give(client, bytes)
+      }
     }
     run().then((response) => {
       finish(200)

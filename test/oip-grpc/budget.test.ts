@@ -1,0 +1,30 @@
+// gRPC messages are charged to the same body budget as HTTP bodies (MAX_INFLIGHT_BYTES) while
+// their call runs: past it a call gets UNAVAILABLE with retry information, and the bytes are
+// given back when the call is answered.
+import { status as Status } from '@grpc/grpc-js'
+import t from 'tap'
+import { buildOver } from '../helpers/build.js'
+import { grpcClients } from '../helpers/grpc-client.js'
+
+t.test('a message over the in-flight budget: UNAVAILABLE; the budget is given back', async (t) => {
+  const { app } = await buildOver(t, {
+    env: { GRPC_PORT: '0', HOST: '127.0.0.1', MAX_UPLOAD_BYTES: '40000', MAX_REQUEST_BYTES: '60000', MAX_INFLIGHT_BYTES: '60000' },
+    runner: { delayMs: 400 }
+  })
+  const client = grpcClients(`127.0.0.1:${(await app.grpc.listen())!}`)
+  t.teardown(() => client.close())
+  const manifest = app.engine.manifest
+  const model = manifest.models.get(manifest.defaultModel)!
+  const shape = [16, model.input.channels, model.input.height, model.input.width]
+  const request = { inputs: [{ name: model.input.name, datatype: 'FP32', shape }], raw_input_contents: [Buffer.alloc(shape.reduce((a, b) => a * b, 1) * 4)] }
+  const first = client.call('ModelInfer', request)
+  await new Promise((resolve) => setTimeout(resolve, 150))
+  t.ok(app.bodyBudget.inUse > 50_000, `the first call's message is held (${app.bodyBudget.inUse} bytes)`)
+  const second = await client.call('ModelInfer', request)
+  t.equal(second.error?.code, Status.UNAVAILABLE)
+  t.match(second.error?.details, /exceed 60000 bytes \(MAX_INFLIGHT_BYTES\); retry shortly/)
+  t.equal(second.error?.metadata.get('retry-after')[0], '1')
+  t.equal((await first).error, undefined, 'the first call is answered')
+  t.equal(app.bodyBudget.inUse, 0, 'its bytes are given back')
+  t.equal((await client.call('ModelInfer', request)).error, undefined, 'then another fits')
+})
