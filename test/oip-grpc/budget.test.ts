@@ -9,7 +9,7 @@ import { grpcClients } from '../helpers/grpc-client.js'
 t.test('a message over the in-flight budget: UNAVAILABLE; the budget is given back', async (t) => {
   const { app } = await buildOver(t, {
     env: { GRPC_PORT: '0', HOST: '127.0.0.1', MAX_UPLOAD_BYTES: '40000', MAX_REQUEST_BYTES: '60000', MAX_INFLIGHT_BYTES: '60000' },
-    runner: { delayMs: 400 }
+    runner: { delayMs: 2000 }
   })
   const client = grpcClients(`127.0.0.1:${(await app.grpc.listen())!}`)
   t.teardown(() => client.close())
@@ -18,7 +18,8 @@ t.test('a message over the in-flight budget: UNAVAILABLE; the budget is given ba
   const shape = [16, model.input.channels, model.input.height, model.input.width]
   const request = { inputs: [{ name: model.input.name, datatype: 'FP32', shape }], raw_input_contents: [Buffer.alloc(shape.reduce((a, b) => a * b, 1) * 4)] }
   const first = client.call('ModelInfer', request)
-  await new Promise((resolve) => setTimeout(resolve, 150))
+  // Until the first message is on the server (its inference then takes 2 s).
+  for (let i = 0; i < 100 && app.bodyBudget.inUse === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20))
   t.ok(app.bodyBudget.inUse > 50_000, `the first call's message is held (${app.bodyBudget.inUse} bytes)`)
   const second = await client.call('ModelInfer', request)
   t.equal(second.error?.code, Status.UNAVAILABLE)
