@@ -29,3 +29,12 @@ t.test('a message over the in-flight budget: UNAVAILABLE; the budget is given ba
   t.equal(app.bodyBudget.inUse, 0, 'its bytes are given back')
   t.equal((await client.call('ModelInfer', request)).error, undefined, 'then another fits')
 })
+
+t.test('the client a message is charged to: the peer\'s address without its port, as HTTP\'s req.ip', async (t) => {
+  const { clientOf } = await import('../../src/protocols/oip-grpc/rpc.js')
+  t.equal(clientOf('ipv4:127.0.0.1:51234'), '127.0.0.1')
+  t.equal(clientOf('127.0.0.1:51234'), '127.0.0.1')
+  t.equal(clientOf('ipv6:[::1]:51234'), '::1')
+  t.equal(clientOf('[2001:db8::7]:443'), '2001:db8::7')
+  t.equal(clientOf('unix:/tmp/s'), 'unix:/tmp/s')
+})
