@@ -53,6 +53,7 @@ WORKDIR /app
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \
+    GRPC_PORT=8081 \
     EXECUTION_PROVIDER=cuda \
     MODELS_MANIFEST=models/manifest.json
 COPY package.json ./
@@ -60,10 +61,13 @@ COPY --from=deps-gpu /app/node_modules ./node_modules
 COPY --from=build /src/dist/src ./dist/src
 # The try-it page's files, served as they are (UI_ENABLED); dist/src/ui finds them here.
 COPY src/ui/public ./src/ui/public
+# The gRPC service's .proto files, loaded at start (dist/src/protocols/oip-grpc finds them here).
+COPY src/protocols/oip-grpc/proto ./src/protocols/oip-grpc/proto
 COPY models ./models
 # Files stay root-owned and read-only to the service.
 USER 1000:1000
-EXPOSE 8080
+# HTTP (PORT) and the Open Inference Protocol over gRPC (GRPC_PORT, h2c).
+EXPOSE 8080 8081
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --start-interval=2s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/health/live').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 CMD ["node", "dist/src/server.js"]
@@ -77,6 +81,7 @@ WORKDIR /app
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \
+    GRPC_PORT=8081 \
     EXECUTION_PROVIDER=cpu \
     MODELS_MANIFEST=models/manifest.json \
     DEFAULT_MODEL=fashion-mnist-isomaxplus-md-int8
@@ -85,10 +90,13 @@ COPY --from=deps-cpu /app/node_modules ./node_modules
 COPY --from=build /src/dist/src ./dist/src
 # The try-it page's files, served as they are (UI_ENABLED); dist/src/ui finds them here.
 COPY src/ui/public ./src/ui/public
+# The gRPC service's .proto files, loaded at start (dist/src/protocols/oip-grpc finds them here).
+COPY src/protocols/oip-grpc/proto ./src/protocols/oip-grpc/proto
 COPY models ./models
 # The image's `node` user (uid 1000), by number so Kubernetes' runAsNonRoot can verify it.
 USER 1000:1000
-EXPOSE 8080
+# HTTP (PORT) and the Open Inference Protocol over gRPC (GRPC_PORT, h2c).
+EXPOSE 8080 8081
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --start-interval=2s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/health/live').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 CMD ["node", "dist/src/server.js"]

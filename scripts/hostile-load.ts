@@ -57,7 +57,7 @@ function memoryOf (pid: number): { peak: number, now: number } {
 async function startServer (port: number): Promise<{ child: ChildProcess, url: string, logs: () => string }> {
   const child = spawn(process.execPath, [path.join(args['server-dir'] ?? repoRoot(), 'dist', 'src', 'server.js')], {
     cwd: args['server-dir'] ?? repoRoot(),
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', EXECUTION_PROVIDER: 'cpu' },
+    env: { ...process.env, PORT: String(port), GRPC_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', EXECUTION_PROVIDER: 'cpu' },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let out = ''

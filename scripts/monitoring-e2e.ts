@@ -1,4 +1,5 @@
-// npm run test:monitoring [-- --figure docs/img/drift-alert.svg]
+// npm run test:monitoring [-- --figure docs/img/drift-alert.svg] [--protocol grpc]
+// npm run test:monitoring:grpc   (the same run with every request over gRPC: ModelInfer)
 //
 // The drift alert end to end, with a real Prometheus (Debian's) scraping three service
 // processes (dist/src/server.js) every second, and the alerting rules of
@@ -10,6 +11,9 @@
 // Then every PromQL expression of the Grafana dashboard is run against this Prometheus: each
 // must evaluate, and the core panels must return data. Prints the times to fire and to resolve
 // and the traffic; with --figure, draws the reject rate over the run (vega-lite SVG).
+// --protocol grpc sends the traffic as the Open Inference Protocol's gRPC ModelInfer instead of
+// POST /classify: the drift alerts must fire and resolve the same, whichever protocol carried
+// the images, and the request metrics must show the traffic under protocol="oip-grpc".
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -19,10 +23,13 @@ import sharp from 'sharp'
 import { freePort } from '../src/tools/bench/server.js'
 import { repoRoot } from '../src/tools/datasets/repo-root.js'
 import { fashionTest, mnistDigits } from '../test/helpers/data.js'
+import { grpcClients, type GrpcClients } from '../test/helpers/grpc-client.js'
 import { driftFigure, type Timeline } from './monitoring/plot.js'
 import { shortenRules, withoutDurations } from './monitoring/shorten-rules.js'
 
-const { values: args } = parseArgs({ options: { figure: { type: 'string' }, replicas: { type: 'string', default: '3' } } })
+const { values: args } = parseArgs({ options: { figure: { type: 'string' }, replicas: { type: 'string', default: '3' }, protocol: { type: 'string', default: 'http' } } })
+if (args.protocol !== 'http' && args.protocol !== 'grpc') throw new Error(`--protocol: http or grpc, not ${args.protocol}`)
+const GRPC = args.protocol === 'grpc'
 const REPO = repoRoot()
 const FACTOR = 30
 const DRIFT_ALERTS = ['IsomaxRejectRateHigh', 'IsomaxPValueShift']
@@ -63,7 +70,7 @@ async function query (prom: string, expr: string): Promise<{ status: string, err
 }
 
 /** A closed-loop load of `concurrency` clients over the replicas, images round-robin, until stopped. */
-function traffic (urls: string[], concurrency: number): { use: (images: Buffer[]) => void, stop: () => Promise<void>, sent: () => number, failed: () => number } {
+function traffic (urls: string[], concurrency: number, grpc: GrpcClients[] = []): { use: (images: Buffer[]) => void, stop: () => Promise<void>, sent: () => number, failed: () => number } {
   let images: Buffer[] = []
   const state = { running: true }
   let sent = 0
@@ -75,6 +82,12 @@ function traffic (urls: string[], concurrency: number): { use: (images: Buffer[]
       const i = next++
       const url = urls[i % urls.length]!
       try {
+        if (grpc.length > 0) {
+          const { error } = await grpc[i % grpc.length]!.call('ModelInfer', { inputs: [{ name: 'image', datatype: 'BYTES', shape: [1, 1] }], raw_input_contents: [bytesElement(images[i % images.length]!)] })
+          if (error !== undefined) failed++
+          sent++
+          continue
+        }
         const res = await fetch(`${url}/classify`, { method: 'POST', body: images[i % images.length], headers: { 'content-type': 'image/png' } })
         await res.arrayBuffer()
         if (res.status !== 200) failed++
@@ -83,6 +96,13 @@ function traffic (urls: string[], concurrency: number): { use: (images: Buffer[]
     }
   })
   return { use: (next) => { images = next }, stop: async () => { state.running = false; await Promise.all(loops) }, sent: () => sent, failed: () => failed }
+}
+
+/** One BYTES element in binary form (4-byte little-endian length, then the bytes). */
+function bytesElement (data: Buffer): Buffer {
+  const length = Buffer.alloc(4)
+  length.writeUInt32LE(data.length)
+  return Buffer.concat([length, data])
 }
 
 async function main (): Promise<void> {
@@ -95,8 +115,9 @@ async function main (): Promise<void> {
   const replicas = Number(args.replicas)
   const ports = await Promise.all(Array.from({ length: replicas }, async () => await freePort()))
   const urls = ports.map((p) => `http://127.0.0.1:${p}`)
-  for (const port of ports) {
-    start(process.execPath, [path.join(REPO, 'dist', 'src', 'server.js')], { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', EXECUTION_PROVIDER: 'cpu', INFERENCE_WORKERS: '1' })
+  const grpcPorts = GRPC ? await Promise.all(ports.map(async () => await freePort())) : []
+  for (const [i, port] of ports.entries()) {
+    start(process.execPath, [path.join(REPO, 'dist', 'src', 'server.js')], { PORT: String(port), GRPC_PORT: GRPC ? String(grpcPorts[i]) : 'off', HOST: '127.0.0.1', LOG_LEVEL: 'warn', EXECUTION_PROVIDER: 'cpu', INFERENCE_WORKERS: '1' })
   }
   const promPort = await freePort()
   const prom = `http://127.0.0.1:${promPort}`
@@ -123,7 +144,8 @@ async function main (): Promise<void> {
 
   const started = Date.now()
   const at = (): number => (Date.now() - started) / 1000
-  const load = traffic(urls, 4)
+  const clients = grpcPorts.map((p) => grpcClients(`127.0.0.1:${p}`))
+  const load = traffic(urls, 4, clients)
   const marks: Timeline['marks'] = []
   const states: Array<{ t: number, state: string }> = []
   const driftAlertState = async (): Promise<string> => {
@@ -185,8 +207,14 @@ async function main (): Promise<void> {
   else marks.push({ t: resolvedAt, label: 'resolved' })
   say(`phase 3, in-distribution again: resolved ${(resolvedAt - backAt).toFixed(1)} s after the switch back`)
   await load.stop()
-  say(`traffic: ${load.sent()} requests over ${at().toFixed(0)} s to ${replicas} replicas, ${load.failed()} failed`)
+  for (const c of clients) c.close()
+  say(`traffic: ${load.sent()} ${GRPC ? 'gRPC ModelInfer calls' : 'requests'} over ${at().toFixed(0)} s to ${replicas} replicas, ${load.failed()} failed`)
   if (load.failed() > 0) failures.push(`${load.failed()} requests failed`)
+  if (GRPC) {
+    const calls = Number((await query(prom, 'sum(http_request_duration_seconds_count{protocol="oip-grpc",route="/inference.GRPCInferenceService/ModelInfer",status_code="200"})')).data?.result[0]?.value[1] ?? 0)
+    say(`request metrics: ${calls} gRPC ModelInfer calls under protocol="oip-grpc"`)
+    if (!(calls > 0)) failures.push('no gRPC calls in the request metrics (protocol="oip-grpc")')
+  }
 
   // The dashboard's queries against this Prometheus.
   const dashboardFile = path.join(REPO, 'deploy', 'grafana', 'dashboards', 'isomax-serve.json')

@@ -34,7 +34,7 @@ async function status (url: string): Promise<number> {
 
 async function once (): Promise<{ liveMs: number, readyMs: number }> {
   const port = await freePort()
-  const env = { ...process.env, ...deploymentEnv(), HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', MODELS_MANIFEST: path.join(REPO, 'models', 'manifest.json') }
+  const env = { ...process.env, ...deploymentEnv(), HOST: '127.0.0.1', PORT: String(port), GRPC_PORT: '0', LOG_LEVEL: 'warn', MODELS_MANIFEST: path.join(REPO, 'models', 'manifest.json') }
   const t0 = performance.now()
   const child = spawn(process.execPath, [SERVER], { env, stdio: ['ignore', 'ignore', 'inherit'] })
   const state = { exited: false }

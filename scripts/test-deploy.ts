@@ -92,6 +92,8 @@ class Replica {
         ...process.env,
         HOST: '127.0.0.1',
         PORT: String(this.port),
+        // gRPC is not what nginx's HTTP upstream carries here; several replicas share one host.
+        GRPC_PORT: 'off',
         EXECUTION_PROVIDER: 'cpu',
         INFERENCE_WORKERS: '1',
         MODELS_MANIFEST: MANIFEST,

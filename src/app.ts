@@ -26,6 +26,7 @@ import protocolChecks from './plugins/protocol-checks.js'
 import repositoryPlugin from './plugins/repository.js'
 import requestLog from './plugins/request-log.js'
 import { preprocessLimits } from './preprocess/limits.js'
+import oipGrpc from './protocols/oip-grpc/index.js'
 import oipHttp, { OIP_PREFIX } from './protocols/oip-http/index.js'
 import rest from './protocols/rest/index.js'
 import { restErrors } from './protocols/rest/errors.js'
@@ -162,6 +163,15 @@ export const app = fp<AppOptions>(async function isomaxApp (fastify, opts) {
     errors: errorLimits,
     shapes,
     adminToken: config.ADMIN_TOKEN
+  })
+  // gRPC on its own port (GRPC_PORT), opened by server.ts after HTTP's: app.grpc.listen().
+  await fastify.register(oipGrpc, {
+    port: config.GRPC_PORT,
+    host: config.HOST,
+    maxMessageBytes: config.MAX_REQUEST_BYTES,
+    infer: { maxElements: config.MAX_FILES, maxImageBytes: config.MAX_UPLOAD_BYTES, maxJsonBytes: V2_MAX_JSON_BYTES },
+    adminToken: config.ADMIN_TOKEN,
+    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS
   })
 
   // Pages for people, each in its own context (their CSP stays off the API's routes); off by

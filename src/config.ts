@@ -11,6 +11,9 @@ const MiB = 1024 * 1024
 const EnvSchema = z.object({
   PORT: intFrom(0, 65535).default(8080),
   HOST: z.string().min(1).default('0.0.0.0'),
+  // The Open Inference Protocol over gRPC (h2c, same HOST), 8081 as KServe's model servers;
+  // "off" serves HTTP only.
+  GRPC_PORT: z.union([z.literal('off').transform(() => null), intFrom(0, 65535)]).default(8081),
   MODELS_MANIFEST: z.string().min(1).default('models/manifest.json'),
   // The model POST /classify uses, instead of the manifest's `default` (which must then still
   // name a model): the CPU image sets the INT8 variant, the GPU image keeps the manifest's.

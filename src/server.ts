@@ -78,6 +78,15 @@ async function main (): Promise<void> {
   })
 
   await app.listen({ port: config.PORT, host: config.HOST })
+  // The Open Inference Protocol over gRPC, on GRPC_PORT ("off": none).
+  try {
+    const grpcPort = await app.grpc.listen()
+    if (grpcPort !== null) logger.info({ port: grpcPort }, `gRPC listening at ${config.HOST}:${grpcPort}`)
+  } catch (err) {
+    logger.fatal({ port: config.GRPC_PORT }, `gRPC could not listen on ${config.HOST}:${String(config.GRPC_PORT)}: ${(err as Error).message}`)
+    destination.flushSync()
+    process.exit(1)
+  }
 }
 
 await main()

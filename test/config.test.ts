@@ -77,3 +77,12 @@ t.test('MAX_INFLIGHT_BYTES_PER_CLIENT: a quarter of MAX_INFLIGHT_BYTES unless se
   t.throws(() => loadConfig({ MAX_INFLIGHT_BYTES_PER_CLIENT: String(1024 * 1024) }), { message: /MAX_INFLIGHT_BYTES_PER_CLIENT: must be between MAX_REQUEST_BYTES and MAX_INFLIGHT_BYTES/ })
   t.throws(() => loadConfig({ MAX_INFLIGHT_BYTES_PER_CLIENT: String(256 * 1024 * 1024) }), { message: /MAX_INFLIGHT_BYTES_PER_CLIENT: must be between/ })
 })
+
+t.test('GRPC_PORT: 8081 by default (KServe\'s), a port, or "off"; anything else named', async (t) => {
+  t.equal(loadConfig({}).GRPC_PORT, 8081)
+  t.equal(loadConfig({ GRPC_PORT: '9001' }).GRPC_PORT, 9001)
+  t.equal(loadConfig({ GRPC_PORT: '0' }).GRPC_PORT, 0)
+  t.equal(loadConfig({ GRPC_PORT: 'off' }).GRPC_PORT, null)
+  t.throws(() => loadConfig({ GRPC_PORT: 'grpc' }), { message: /GRPC_PORT/ })
+  t.throws(() => loadConfig({ GRPC_PORT: '70000' }), { message: /GRPC_PORT/ })
+})

@@ -18,16 +18,17 @@ export function imagesInputData (): string {
 export interface PerfResult { throughput: number, p99Ms: number, requests: number, stdout: string }
 
 /**
- * One perf_analyzer run over OIP HTTP at one concurrency: windows of `windowMs` in count or time
+ * One perf_analyzer run over OIP HTTP (`url` http://host:port) or gRPC (`protocol: 'grpc'`,
+ * `url` host:port) at one concurrency: windows of `windowMs` in count or time
  * mode; the stability check is off (a shared machine never settles), so it measures `trials`
  * windows and reports the last three.
  */
-export async function perfAnalyzer (url: string, opts: { concurrency: number, inputData: string, windowMs?: number, requestCount?: number, trials?: number, model?: string }): Promise<PerfResult> {
+export async function perfAnalyzer (url: string, opts: { concurrency: number, inputData: string, windowMs?: number, requestCount?: number, trials?: number, model?: string, protocol?: 'http' | 'grpc' }): Promise<PerfResult> {
   const csv = join(mkdtempSync(join(tmpdir(), 'isomax-perf-')), 'out.csv')
   const mode = opts.requestCount !== undefined
     ? ['--measurement-mode', 'count_windows', '--measurement-request-count', String(opts.requestCount)]
     : ['--measurement-mode', 'time_windows', '--measurement-interval', String(opts.windowMs ?? 2000)]
-  const args = ['-m', opts.model ?? MODEL, '-u', url.replace(/^http:\/\//, ''), '-i', 'http', '--input-data', opts.inputData,
+  const args = ['-m', opts.model ?? MODEL, '-u', url.replace(/^http:\/\//, ''), '-i', opts.protocol ?? 'http', '--input-data', opts.inputData,
     '--concurrency-range', String(opts.concurrency), ...mode, '--stability-percentage', '999', '--max-trials', String(opts.trials ?? 3), '-f', csv]
   const stdout = await new Promise<string>((resolve, reject) => {
     execFile(process.env.PERF_ANALYZER ?? '.ci/.venv-perf/bin/perf-analyzer', args, { maxBuffer: 1 << 24 }, (err, out, errOut) => {

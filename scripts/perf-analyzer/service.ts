@@ -8,7 +8,14 @@ import { MODEL } from './run.js'
 
 const TICK_S = 0.01 // USER_HZ: 100 on Linux
 
-export interface Service { url: string, pid: number, proc: ChildProcess, stop: () => Promise<void> }
+export interface Service {
+  url: string
+  /** host:port of the Open Inference Protocol over gRPC. */
+  grpc: string
+  pid: number
+  proc: ChildProcess
+  stop: () => Promise<void>
+}
 
 export async function freePort (): Promise<number> {
   return await new Promise((resolve, reject) => {
@@ -20,11 +27,12 @@ export async function freePort (): Promise<number> {
   })
 }
 
-/** dist/src/server.js (npm run build first) on a free port; resolves once /v2/health/ready is 200. */
+/** dist/src/server.js (npm run build first) on free ports (HTTP and gRPC); resolves once /v2/health/ready is 200. */
 export async function startService (env: Record<string, string> = {}): Promise<Service> {
   const port = await freePort()
+  const grpcPort = await freePort()
   const proc = spawn(process.execPath, ['dist/src/server.js'], {
-    env: { ...process.env, EXECUTION_PROVIDER: 'cpu', LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: String(port), ...env },
+    env: { ...process.env, EXECUTION_PROVIDER: 'cpu', LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: String(port), GRPC_PORT: String(grpcPort), ...env },
     stdio: ['ignore', 'ignore', 'inherit']
   })
   const url = `http://127.0.0.1:${port}`
@@ -37,7 +45,7 @@ export async function startService (env: Record<string, string> = {}): Promise<S
   for (let i = 0; i < 240; i++) {
     if (proc.exitCode !== null) throw new Error(`the server exited (${proc.exitCode})`)
     const ok = await fetch(`${url}/v2/health/ready`).then((r) => r.ok, () => false)
-    if (ok) return { url, pid: proc.pid as number, proc, stop }
+    if (ok) return { url, grpc: `127.0.0.1:${grpcPort}`, pid: proc.pid as number, proc, stop }
     await new Promise((resolve) => setTimeout(resolve, 250))
   }
   await stop()

@@ -6,7 +6,7 @@ import type { LoadedModel } from '../registry/load-manifest.js'
 
 export interface ServiceMetrics {
   registry: Registry
-  httpDuration: Histogram<'route' | 'method' | 'status_code'>
+  httpDuration: Histogram<'route' | 'method' | 'status_code' | 'protocol'>
   inferenceDuration: Histogram<'model'>
   queueWait: Histogram<'model'>
   batchSize: Histogram<'model'>
@@ -66,6 +66,11 @@ export function observeClassified (metrics: ServiceMetrics, model: string, queue
   if (ood.pValue !== undefined && Number.isFinite(ood.pValue)) metrics.oodPValue.observe({ model }, ood.pValue)
 }
 
+/** Which HTTP protocol a request spoke, by its path: /v2 is the Open Inference Protocol's. */
+export function httpProtocol (url: string): 'oip-http' | 'rest' {
+  return url === '/v2' || url.startsWith('/v2/') || url.startsWith('/v2?') ? 'oip-http' : 'rest'
+}
+
 export interface MetricsOptions {
   models: LoadedModel[]
 }
@@ -82,8 +87,8 @@ export default fp<MetricsOptions>(async function metricsPlugin (app, opts) {
     registry,
     httpDuration: new Histogram({
       name: 'http_request_duration_seconds',
-      help: 'HTTP request duration by route template, method and status code',
-      labelNames: ['route', 'method', 'status_code'],
+      help: 'Request duration by protocol (rest, oip-http, oip-grpc), route template (gRPC: /package.Service/Method), method and status code (gRPC: the HTTP status of the same error in the catalogue)',
+      labelNames: ['route', 'method', 'status_code', 'protocol'],
       buckets: LATENCY_BUCKETS,
       registers: [registry]
     }),
@@ -215,10 +220,12 @@ export default fp<MetricsOptions>(async function metricsPlugin (app, opts) {
   for (const outcome of ['success', 'failure', 'refused']) metrics.reloads.inc({ outcome }, 0)
   app.decorate('metrics', metrics)
   app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched'
     metrics.httpDuration.observe({
-      route: req.routeOptions.url ?? 'unmatched',
+      route,
       method: req.method,
-      status_code: String(reply.statusCode)
+      status_code: String(reply.statusCode),
+      protocol: httpProtocol(req.url)
     }, reply.elapsedTime / 1000)
   })
 }, { name: 'metrics' })

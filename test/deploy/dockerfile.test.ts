@@ -59,7 +59,8 @@ for (const [name, provider, deps] of [['runtime-cpu', 'cpu', 'deps-cpu'], ['runt
     t.equal(e.HOST, '0.0.0.0')
     t.equal(Number(e.PORT ?? defaults.PORT), defaults.PORT)
     t.equal(e.EXECUTION_PROVIDER, provider)
-    t.same(all(s, 'EXPOSE'), [String(defaults.PORT)])
+    t.equal(Number(e.GRPC_PORT ?? defaults.GRPC_PORT), defaults.GRPC_PORT)
+    t.same(all(s, 'EXPOSE'), [`${defaults.PORT} ${String(defaults.GRPC_PORT)}`], 'HTTP and gRPC')
     const health = all(s, 'HEALTHCHECK').join(' ')
     const probed = /\/health\/\w+/.exec(health)?.[0]
     t.equal(probed, '/health/live', 'HEALTHCHECK polls liveness')
@@ -73,6 +74,7 @@ for (const [name, provider, deps] of [['runtime-cpu', 'cpu', 'deps-cpu'], ['runt
     // src/ui/public-dir.ts looks for the page at <package root>/src/ui/public: /app has package.json.
     t.ok(all(s, 'COPY').includes('package.json ./'), 'package.json marks /app as the package root')
     t.ok(all(s, 'COPY').includes('src/ui/public ./src/ui/public'), 'the try-it page\'s files, which are not compiled')
+    t.ok(all(s, 'COPY').includes('src/protocols/oip-grpc/proto ./src/protocols/oip-grpc/proto'), 'the gRPC service\'s .proto files, loaded at start')
     t.equal(all(s, 'WORKDIR').at(-1), '/app', 'MODELS_MANIFEST=models/manifest.json resolves to /app/models')
   })
 }

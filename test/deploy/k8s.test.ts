@@ -87,6 +87,9 @@ for (const d of deployments) {
     t.ok(http, 'a port named http')
     t.equal(http?.containerPort, config.PORT, 'containerPort is the port the service listens on')
     t.equal(config.PORT, defaults.PORT, 'and that is config.ts\'s PORT default (8080)')
+    const grpc = c.ports.find((p) => p.name === 'grpc')
+    t.equal(grpc?.containerPort, config.GRPC_PORT, 'a port named grpc, where the service listens for gRPC')
+    t.equal(config.GRPC_PORT, defaults.GRPC_PORT, 'config.ts\'s GRPC_PORT default (8081)')
 
     t.equal(c.livenessProbe?.httpGet?.path, '/health/live')
     t.equal(c.startupProbe?.httpGet?.path, '/health/live')
@@ -128,12 +131,17 @@ t.test('the GPU variant asks for a GPU and the CUDA provider; the CPU one for ne
   t.equal(loadConfig(envOf(cpu)).EXECUTION_PROVIDER, 'cpu')
 })
 
-t.test('Service, HPA and PDB select the Deployments\' pods and the http port', async (t) => {
-  const service = one<Resource & { spec: { selector: Record<string, string>, ports: Array<{ port: number, targetPort: string | number }> } }>('Service')
+t.test('Service, HPA and PDB select the Deployments\' pods and the http and grpc ports', async (t) => {
+  const service = one<Resource & { spec: { selector: Record<string, string>, ports: Array<{ name: string, port: number, targetPort: string | number, appProtocol?: string }> } }>('Service')
+  t.same(service.spec.ports.map((p) => p.name), ['http', 'grpc'])
+  t.equal(service.spec.ports.find((p) => p.name === 'grpc')?.appProtocol, 'kubernetes.io/h2c', 'gRPC is HTTP/2 in clear text')
   for (const d of deployments) {
     t.ok(selects(service.spec.selector, d.spec.template.metadata.labels), `the Service selects ${d.metadata.name}'s pods`)
     const c = d.spec.template.spec.containers[0]!
-    for (const p of service.spec.ports) t.equal(portOf(c, p.targetPort), defaults.PORT, `targetPort ${p.targetPort} is the container's ${defaults.PORT}`)
+    for (const p of service.spec.ports) {
+      const want = p.name === 'grpc' ? defaults.GRPC_PORT : defaults.PORT
+      t.equal(portOf(c, p.targetPort), want, `targetPort ${p.targetPort} is the container's ${String(want)}`)
+    }
   }
 
   const hpa = one<Resource & { spec: { scaleTargetRef: { kind: string, name: string }, minReplicas: number, maxReplicas: number, metrics: Array<{ resource?: { name: string } }> } }>('HorizontalPodAutoscaler')

@@ -94,3 +94,25 @@ t.test('the S3 InferenceService\'s service account lists the Secret with the key
   t.same(Object.keys(secret.stringData).sort(), ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'])
   t.ok(secret.metadata.annotations['serving.kserve.io/s3-endpoint'], 'the endpoint annotation')
 })
+
+t.test('the gRPC runtime: one h2c port where the service listens for gRPC, gRPC probes on it, and an InferenceService on it', async (t) => {
+  const grpcRuntime = read('servingruntime-grpc.yaml')
+  const isvc = read('inferenceservice-grpc.yaml')
+  const c = grpcRuntime.spec.containers[0]
+  const grpcEnv: Record<string, string> = Object.fromEntries(c.env.map((e: { name: string, value: string }) => [e.name, e.value]))
+  const config = loadConfig(grpcEnv)
+  t.same(grpcRuntime.spec.protocolVersions, ['grpc-v2'])
+  t.same(c.ports, [{ name: 'h2c', containerPort: config.GRPC_PORT, protocol: 'TCP' }], 'KServe\'s gRPC convention: the one port, named h2c')
+  t.equal(config.GRPC_PORT, 8081)
+  t.same(c.readinessProbe.grpc, { port: config.GRPC_PORT }, 'readiness: grpc.health.v1 (SERVING = ready)')
+  for (const probe of ['startupProbe', 'livenessProbe']) t.same(c[probe].tcpSocket, { port: config.GRPC_PORT }, `${probe}: the gRPC port accepts connections`)
+  // Everything else as the HTTP runtime's.
+  const rest = (x: Record<string, string>): Record<string, string> => Object.fromEntries(Object.entries(x).filter(([k]) => k !== 'GRPC_PORT'))
+  t.same(rest(grpcEnv), env)
+  t.same(c.resources, container.resources)
+  t.same(c.securityContext, container.securityContext)
+  t.equal(c.image, container.image)
+  t.same(grpcRuntime.spec.supportedModelFormats.map((f: any) => f.name), runtime.spec.supportedModelFormats.map((f: any) => f.name))
+  t.equal(isvc.spec.predictor.model.runtime, grpcRuntime.metadata.name)
+  t.equal(isvc.spec.predictor.model.protocolVersion, 'grpc-v2')
+})

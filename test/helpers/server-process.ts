@@ -14,7 +14,7 @@ export interface ServerProcess {
 export function spawnServer (env: Record<string, string>): { child: ChildProcess, logs: () => string, exited: ServerProcess['exited'] } {
   const child = spawn(process.execPath, [...process.execArgv, path.join(REPO, 'src', 'server.ts')], {
     cwd: REPO,
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', EXECUTION_PROVIDER: 'cpu', INFERENCE_WORKERS: '1', ...env },
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', GRPC_PORT: '0', EXECUTION_PROVIDER: 'cpu', INFERENCE_WORKERS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let out = ''
@@ -59,4 +59,11 @@ export async function waitForLog (proc: Pick<ServerProcess, 'child' | 'logs'>, p
     proc.child.stdout!.on('data', check)
     proc.child.stderr!.on('data', check)
   })
+}
+
+/** host:port of a started server's gRPC port (GRPC_PORT=0: the one it logged), once it listens. */
+export async function grpcAddress (proc: Pick<ServerProcess, 'child' | 'logs'>, timeoutMs = 10_000): Promise<string> {
+  const pattern = /gRPC listening at (127\.0\.0\.1:\d+)/
+  if (!await waitForLog(proc, pattern, timeoutMs)) throw new Error(`no gRPC port in the logs:\n${proc.logs()}`)
+  return pattern.exec(proc.logs())![1]!
 }

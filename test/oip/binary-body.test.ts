@@ -1,7 +1,8 @@
 // The binary tensor framing on its own: lengths are checked before anything is sliced, so a
 // lying header can neither read past the body nor make the server allocate what it claims.
 import t from 'tap'
-import { readBytesElements, splitBody, takeBinary, writeBytesElements } from '../../src/protocols/oip-http/binary-body.js'
+import { splitBody, takeBinary } from '../../src/protocols/oip-http/binary-body.js'
+import { readBytesElements, writeBytesElements } from '../../src/protocols/oip/bytes-elements.js'
 
 t.test('splitBody: the header length must be a whole number within the body', async (t) => {
   const body = Buffer.from('{"a":1}BINARY')

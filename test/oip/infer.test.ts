@@ -3,7 +3,7 @@
 // requested outputs, the classification extension — every value equal to what POST /classify
 // answers for the same image — and the errors, in the protocol's shape.
 import t from 'tap'
-import { writeBytesElements } from '../../src/protocols/oip-http/binary-body.js'
+import { writeBytesElements } from '../../src/protocols/oip/bytes-elements.js'
 import { preprocess } from '../../src/preprocess/preprocess.js'
 import { loadManifest } from '../../src/registry/load-manifest.js'
 import { build } from '../helpers/build.js'

@@ -24,3 +24,7 @@ def classify(image: bytes) -> dict:
     req = urllib.request.Request(f"{URL}/classify", data=image, headers={"Content-Type": content_type}, method="POST")
     with urllib.request.urlopen(req, timeout=30) as res:
         return json.loads(res.read())
+
+
+# host:port of the Open Inference Protocol over gRPC (run-client.sh sets it; GRPC_PORT).
+GRPC = os.environ.get("ISOMAX_GRPC", "")

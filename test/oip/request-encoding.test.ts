@@ -6,7 +6,7 @@
 import { gzipSync, deflateSync, createGzip } from 'node:zlib'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { writeBytesElements } from '../../src/protocols/oip-http/binary-body.js'
+import { writeBytesElements } from '../../src/protocols/oip/bytes-elements.js'
 import { buildOver, testConfig } from '../helpers/build.js'
 import { fixturePng } from '../helpers/images.js'
 

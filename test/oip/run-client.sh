@@ -24,14 +24,15 @@ fail () { echo "run-$name: $1" >&2; echo "$name: 0 passed, 1 failed"; exit 1; }
 npm run build --silent || fail "npm run build failed"
 node --import @tapjs/typescript/import test/oip/triton/make-inputs.ts "$work/inputs" || fail "could not make the inputs"
 port="$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-EXECUTION_PROVIDER=cpu INFERENCE_WORKERS=1 LOG_LEVEL=warn PORT="$port" HOST=127.0.0.1 node dist/src/server.js >"$work/server.log" 2>&1 &
+grpc_port="$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+EXECUTION_PROVIDER=cpu INFERENCE_WORKERS=1 LOG_LEVEL=warn PORT="$port" GRPC_PORT="$grpc_port" HOST=127.0.0.1 node dist/src/server.js >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 240); do
   if "$py" -c "import urllib.request, sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:$port/v2/health/ready', timeout=2).status == 200 else 1)" 2>/dev/null; then break; fi
   kill -0 "$server_pid" 2>/dev/null || { tail -20 "$work/server.log" >&2; fail "the server exited"; }
   sleep 0.5
 done
-ISOMAX_URL="http://127.0.0.1:$port" ISOMAX_INPUTS="$work/inputs" PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" \
+ISOMAX_URL="http://127.0.0.1:$port" ISOMAX_GRPC="127.0.0.1:$grpc_port" ISOMAX_INPUTS="$work/inputs" PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" \
   "$py" -m pytest -q -p no:cacheprovider "$test_file" 2>&1 | tee "$work/pytest.log"
 status=${PIPESTATUS[0]}
 # -a: a failure's report may quote binary bytes, and grep would then only say "binary file matches".

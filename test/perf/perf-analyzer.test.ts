@@ -1,4 +1,4 @@
-// Triton's perf_analyzer against the service, unmodified: OIP over HTTP (-i http), no proxy, real
+// Triton's perf_analyzer against the service, unmodified: OIP over HTTP (-i http) and gRPC (-i grpc), no proxy, real
 // Fashion-MNIST PNGs (scripts/perf-analyzer), a few hundred requests. It must read the metadata
 // and config, send only what the service accepts (every request 200: it exits non-zero on a
 // failed one) and the service's statistics must count what it sent. Needs perf_analyzer
@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import { REPO } from '../helpers/data.js'
-import { startServer } from '../helpers/server-process.js'
+import { grpcAddress, startServer } from '../helpers/server-process.js'
 
 const binary = path.resolve(REPO, process.env.PERF_ANALYZER ?? '.ci/.venv-perf/bin/perf-analyzer')
 process.env.PERF_ANALYZER = binary
@@ -37,6 +37,19 @@ t.test('perf_analyzer -i http with real images: every request served, and counte
   // leaves room for a slow machine's extra window, never for a miscount of hundreds).
   const served = after.success.count - before.success.count
   t.ok(served >= run.requests && served <= run.requests + 10, `the service counted ${served} inferences, perf_analyzer ${run.requests}`)
+})
+
+t.test('perf_analyzer -i grpc with real images: every request served, and counted by the statistics', { skip: missing, timeout: 90_000 }, async (t) => {
+  const server = await startServer()
+  t.teardown(() => { server.child.kill('SIGTERM') })
+  const before = await stats(server.url)
+  const run = await perfAnalyzer(await grpcAddress(server), { concurrency: 2, inputData: imagesInputData(), requestCount: 100, trials: 3, protocol: 'grpc' })
+  const after = await stats(server.url)
+  t.ok(run.throughput > 0, `throughput ${run.throughput} infer/s`)
+  t.ok(run.requests >= 300, `perf_analyzer counted ${run.requests} requests in its windows`)
+  t.equal(after.fail.count - before.fail.count, 0, 'no request failed')
+  const served = after.success.count - before.success.count
+  t.ok(served >= run.requests && served <= run.requests + 20, `the service counted ${served} inferences, perf_analyzer ${run.requests}`)
 })
 
 t.test('perf_analyzer --input-data random|zero fills the one listed input, never both', { skip: missing, timeout: 90_000 }, async (t) => {

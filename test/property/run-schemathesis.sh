@@ -72,7 +72,7 @@ echo "== run-schemathesis: starting node dist/src/server.js on $base_url"
 # The admin routes exist only with a token; schemathesis calls them with it (reloads of an
 # unchanged manifest keep every session, so they are cheap).
 admin_token="schemathesis-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-EXECUTION_PROVIDER=cpu INFERENCE_WORKERS=1 LOG_LEVEL=warn PORT="$port" HOST=127.0.0.1 ADMIN_TOKEN="$admin_token" \
+EXECUTION_PROVIDER=cpu INFERENCE_WORKERS=1 LOG_LEVEL=warn PORT="$port" GRPC_PORT=off HOST=127.0.0.1 ADMIN_TOKEN="$admin_token" \
   node dist/src/server.js >"$server_log" 2>&1 &
 server_pid=$!
 

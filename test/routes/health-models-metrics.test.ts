@@ -64,8 +64,8 @@ t.test('GET /metrics is valid Prometheus text and counts what happened', async (
     'isomax_models_loaded', 'isomax_model_provider', 'isomax_inference_workers', 'process_cpu_seconds_total']) {
     t.match(text, new RegExp(`^# TYPE ${name} `, 'm'), name)
   }
-  t.match(text, /http_request_duration_seconds_count\{route="\/classify",method="POST",status_code="200"\} 3/)
-  t.match(text, /http_request_duration_seconds_count\{route="\/classify",method="POST",status_code="415"\} 1/)
+  t.match(text, /http_request_duration_seconds_count\{route="\/classify",method="POST",status_code="200",protocol="rest"\} 3/)
+  t.match(text, /http_request_duration_seconds_count\{route="\/classify",method="POST",status_code="415",protocol="rest"\} 1/)
   const accepted = Number(/isomax_predictions_total\{model="fashion-mnist-isomaxplus-md",outcome="accepted"\} (\d+)/.exec(text)?.[1])
   const rejected = Number(/isomax_predictions_total\{model="fashion-mnist-isomaxplus-md",outcome="rejected"\} (\d+)/.exec(text)?.[1])
   t.equal(accepted + rejected, 3)

@@ -1,16 +1,13 @@
-// An Open Inference Protocol inference request (kserve/open-inference-protocol, REST), parsed
-// and checked against what an isomax-serve model accepts: one input, either
-//   image  BYTES [N]: N encoded images (PNG, JPEG, WebP), preprocessed as /classify does, or
-//   <the ONNX input's name>  FP32 [N, C, H, W]: tensors the caller preprocessed itself.
-// Data comes as JSON `data` (flat or nested, row-major; BYTES elements base64-encoded) or
-// binary (binary-body.ts). Every problem is a 400 naming the field.
+// An Open Inference Protocol inference request over HTTP (kserve/open-inference-protocol, REST):
+// the JSON header, bounded and validated, and the binary tensor data that may follow it
+// (binary-body.ts). What the one input must be is the protocol's, shared with gRPC
+// (protocols/oip/inputs.ts). Every problem is a 400 naming the field.
 import { z } from 'zod'
 import { BadRequestError } from '../../errors.js'
 import type { LoadedModel } from '../../registry/load-manifest.js'
-import { readBytesElements, splitBody, takeBinary } from './binary-body.js'
+import { IMAGE_INPUT, modelInput, oneInputMessage, type InferLimits, type ModelInput } from '../oip/inputs.js'
+import { splitBody, takeBinary } from './binary-body.js'
 import { jsonShapeProblem, type JsonShapeLimits } from './json-shape.js'
-
-export const IMAGE_INPUT = 'image'
 
 /**
  * An optional field that may also be `null`, read as absent: generated clients
@@ -42,24 +39,10 @@ export const InferRequestSchema = z.object({
 })
 
 export type InferRequest = z.infer<typeof InferRequestSchema>
-export type RequestedOutput = z.infer<typeof RequestedOutputSchema>
-
-export type ModelInput =
-  | { kind: 'images', images: Buffer[] }
-  | { kind: 'tensor', count: number, data: Float32Array }
 
 export interface ParsedInfer {
   request: InferRequest
   input: ModelInput
-}
-
-export interface InferLimits {
-  /** Most images or samples in one request (MAX_FILES). */
-  maxElements: number
-  /** Largest encoded image (MAX_UPLOAD_BYTES). */
-  maxImageBytes: number
-  /** Largest JSON header: JSON is parsed on the event loop, so it stays small. */
-  maxJsonBytes: number
 }
 
 /**
@@ -92,109 +75,6 @@ function parseHeader (header: Buffer, limits: InferLimits, sampleSize: number): 
   return parsed.data
 }
 
-const product = (shape: number[]): number => shape.reduce((a, b) => a * b, 1)
-
-/** Where the `i`-th value (row-major) sits in a tensor of `shape`: "[0, 0, 3, 17]". */
-function at (i: number, shape: number[]): string {
-  const index = new Array<number>(shape.length)
-  for (let d = shape.length - 1; d >= 0; d--) {
-    const size = shape[d] as number
-    index[d] = i % size
-    i = Math.floor(i / size)
-  }
-  return `[${index.join(', ')}]`
-}
-
-/**
- * JSON `data` as a flat list of the shape's values, row-major. The protocol allows it flat
- * (one list of every value) or nested exactly as the shape; anything else — ragged rows, a
- * nesting that is neither — is refused, naming where it departs from the shape.
- */
-export function flattenData (data: unknown, shape: number[], what: string): unknown[] {
-  const count = product(shape)
-  if (!Array.isArray(data)) throw new BadRequestError(`${what}: data must be a list of values`)
-  if (!data.some(Array.isArray)) {
-    if (data.length !== count) throw new BadRequestError(`${what}: data has ${data.length} values, the shape says ${count}`)
-    return data
-  }
-  const out: unknown[] = []
-  const walk = (v: unknown, dim: number, path: string): void => {
-    if (dim === shape.length) {
-      if (Array.isArray(v)) throw new BadRequestError(`${what}: ${path} is a list; the shape [${shape.join(', ')}] has ${shape.length} dimensions`)
-      out.push(v)
-      return
-    }
-    if (!Array.isArray(v) || v.length !== shape[dim]) {
-      const got = Array.isArray(v) ? `${v.length} elements` : 'a single value'
-      throw new BadRequestError(`${what}: ${path} has ${got}, the shape [${shape.join(', ')}] says ${shape[dim]} (data must be flat, or nested exactly as the shape)`)
-    }
-    v.forEach((x, i) => walk(x, dim + 1, `${path}[${i}]`))
-  }
-  walk(data, 0, 'data')
-  return out
-}
-
-function imagesInput (t: z.infer<typeof TensorSchema>, binary: Buffer | undefined, limits: InferLimits): ModelInput {
-  const what = `input "${t.name}"`
-  // [N] as KServe clients send it, or [N, 1] as the metadata and config state it (Triton's dims
-  // [1] per sample, what perf_analyzer sends): one encoded image per element either way.
-  if (!(t.shape.length === 1 || (t.shape.length === 2 && t.shape[1] === 1))) throw new BadRequestError(`${what}: shape must be [N] or [N, 1] (one encoded image per element), got [${t.shape.join(', ')}]`)
-  const n = t.shape[0]!
-  if (n < 1 || n > limits.maxElements) throw new BadRequestError(`${what}: between 1 and ${limits.maxElements} images per request (MAX_FILES), got ${n}`)
-  let images: Buffer[]
-  if (binary !== undefined) {
-    images = readBytesElements(binary, n, what)
-  } else if (t.data !== undefined) {
-    images = flattenData(t.data, t.shape, what).map((v, i) => {
-      if (typeof v !== 'string') throw new BadRequestError(`${what}: element ${i}: BYTES data in JSON must be a base64 string (or send it in binary)`)
-      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(v)) throw new BadRequestError(`${what}: element ${i} is not base64`)
-      return Buffer.from(v, 'base64')
-    })
-  } else {
-    throw new BadRequestError(`${what}: no data (neither "data" nor parameters.binary_data_size)`)
-  }
-  images.forEach((img, i) => {
-    if (img.length === 0) throw new BadRequestError(`${what}: element ${i} is empty`)
-    if (img.length > limits.maxImageBytes) throw new BadRequestError(`${what}: element ${i} is ${img.length} bytes, more than ${limits.maxImageBytes} (MAX_UPLOAD_BYTES)`)
-  })
-  return { kind: 'images', images }
-}
-
-function tensorInput (t: z.infer<typeof TensorSchema>, binary: Buffer | undefined, model: LoadedModel, limits: InferLimits): ModelInput {
-  const what = `input "${t.name}"`
-  const { channels, height, width } = model.input
-  const want = [channels, height, width]
-  if (t.shape.length !== 4 || t.shape.slice(1).some((d, i) => d !== want[i])) {
-    throw new BadRequestError(`${what}: shape must be [N, ${want.join(', ')}], got [${t.shape.join(', ')}]`)
-  }
-  const n = t.shape[0]!
-  if (n < 1 || n > limits.maxElements) throw new BadRequestError(`${what}: between 1 and ${limits.maxElements} samples per request (MAX_FILES), got ${n}`)
-  const count = product(t.shape)
-  let data: Float32Array
-  if (binary !== undefined) {
-    if (binary.length !== count * 4) throw new BadRequestError(`${what}: binary_data_size is ${binary.length} bytes; FP32 [${t.shape.join(', ')}] is ${count * 4}`)
-    // A copy: the body's bytes need not be 4-byte aligned, and the engine transfers buffers.
-    data = new Float32Array(count)
-    for (let i = 0; i < count; i++) {
-      const v = binary.readFloatLE(i * 4)
-      if (!Number.isFinite(v)) throw new BadRequestError(`${what}: value ${i} is ${v} (element ${at(i, t.shape)}); FP32 inputs must be finite`)
-      data[i] = v
-    }
-  } else if (t.data !== undefined) {
-    const values = flattenData(t.data, t.shape, what)
-    data = new Float32Array(count)
-    values.forEach((v, i) => {
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw new BadRequestError(`${what}: value ${i} is not a finite number (element ${at(i, t.shape)})`)
-      // A double past ±3.4028235e38 is finite here and Infinity in a Float32Array.
-      if (!Number.isFinite(Math.fround(v))) throw new BadRequestError(`${what}: value ${i} is ${v}, beyond the FP32 range ±3.4028235e38 (element ${at(i, t.shape)})`)
-      data[i] = v
-    })
-  } else {
-    throw new BadRequestError(`${what}: no data (neither "data" nor parameters.binary_data_size)`)
-  }
-  return { kind: 'tensor', count: n, data }
-}
-
 /**
  * `binary_data` (per output) and `binary_data_output` (per request) are booleans in the
  * protocol; anything else ("yes", 1) was silently ignored, leaving the client JSON it did
@@ -223,20 +103,15 @@ export function parseInfer (body: Buffer, headerLength: string | string[] | unde
   const { header, binary } = splitBody(body, headerLength)
   const request = parseHeader(header, limits, model.input.channels * model.input.height * model.input.width)
   checkBinaryFlags(request)
-  if (request.inputs.length !== 1) {
-    throw new BadRequestError(`the model takes one input, "${IMAGE_INPUT}" (BYTES) or "${model.input.name}" (FP32); got ${request.inputs.length}`)
-  }
+  if (request.inputs.length !== 1) throw new BadRequestError(oneInputMessage(model, request.inputs.length))
   const sizes = request.inputs.map((t) => {
     const s = t.parameters?.binary_data_size
     if (s === undefined) return undefined
     if (typeof s !== 'number') throw new BadRequestError(`input "${t.name}": parameters.binary_data_size must be a number`)
     return s
   })
-  const [data] = takeBinary(binary, sizes)
+  const [bytes] = takeBinary(binary, sizes)
   const t = request.inputs[0]!
-  let input: ModelInput
-  if (t.name === IMAGE_INPUT && t.datatype === 'BYTES') input = imagesInput(t, data, limits)
-  else if (t.name === model.input.name && t.datatype === 'FP32') input = tensorInput(t, data, model, limits)
-  else throw new BadRequestError(`unknown input "${t.name}" (${t.datatype}): the model takes "${IMAGE_INPUT}" (BYTES, encoded images) or "${model.input.name}" (FP32 [N, ${model.input.channels}, ${model.input.height}, ${model.input.width}])`)
-  return { request, input }
+  const data = bytes !== undefined ? { kind: 'raw' as const, bytes } : t.data !== undefined ? { kind: 'json' as const, data: t.data } : undefined
+  return { request, input: modelInput(t, data, model, limits, 'neither "data" nor parameters.binary_data_size') }
 }

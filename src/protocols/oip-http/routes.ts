@@ -7,14 +7,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { PACKAGE_VERSION } from '../../version.js'
 import { ModelNotLoadedError, NotReadyError } from '../../errors.js'
 import { servedModel } from '../../serving/served-model.js'
-import { tritonModelConfig } from './model-config.js'
-import { inferResponse, modelOutputs, type Classified } from './outputs.js'
-import { IMAGE_INPUT, parseInfer, type InferLimits } from './request.js'
-import type { LoadedModel } from '../../registry/load-manifest.js'
-import type { Samples } from '../../serving/data-plane.js'
+import { IMAGE_INPUT, samplesOf, type InferLimits } from '../oip/inputs.js'
+import { modelMetadata, serverMetadata } from '../oip/metadata.js'
+import { tritonModelConfig } from '../oip/model-config.js'
+import { modelOutputs, type Classified } from '../oip/outputs.js'
+import { parseInfer } from './request.js'
+import { inferResponse } from './response.js'
 import { OipErrorSchema } from './schemas.js'
 
 export interface V2RouteOptions {
@@ -105,28 +105,12 @@ export default async function v2Routes (app: FastifyInstance, opts: V2RouteOptio
     if (reason !== null) throw new NotReadyError(reason)
   }
 
-  function metadata (model: LoadedModel): z.infer<typeof ModelMetadataSchema> {
-    return {
-      name: model.name,
-      versions: [model.version],
-      platform: 'onnx_onnxv1',
-      // The one input a request requires, as OIP defines `inputs` (docs/api.md, "Metadata,
-      // config and requests"): listing the FP32 alternative too makes clients that fill every
-      // listed input (perf_analyzer --input-data random|zero) send both, which is refused.
-      inputs: [{ name: IMAGE_INPUT, datatype: 'BYTES', shape: [-1, 1] }],
-      outputs: modelOutputs(model)
-    }
-  }
-
   async function infer (req: FastifyRequest, reply: FastifyReply, name: string, version: string | undefined): Promise<unknown> {
     return await app.dataPlane.serve(name, version, async ({ model, predict }) => {
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0)
       const header = req.headers['inference-header-content-length']
       const { request, input } = parseInfer(body, typeof header === 'string' ? header.trim() : header, model, opts.infer)
-      const samples: Samples = input.kind === 'images'
-        ? { kind: 'images', images: input.images.map((data, i) => ({ data, what: `image ${i + 1}` })) }
-        : { kind: 'tensors', data: input.data, count: input.count }
-      const rows: Classified[] = (await predict(samples, { topK: 1 })).map((p) => ({ logits: p.logits, decision: p.decision }))
+      const rows: Classified[] = (await predict(samplesOf(input), { topK: 1 })).map((p) => ({ logits: p.logits, decision: p.decision }))
       const res = inferResponse(model, rows, request.outputs, { id: request.id, binaryOutput: request.parameters?.binary_data_output })
       if (res.binary.length === 0) return res.json
       const json = Buffer.from(JSON.stringify(res.json))
@@ -138,11 +122,7 @@ export default async function v2Routes (app: FastifyInstance, opts: V2RouteOptio
   typed.get('/', {
     prefixTrailingSlash: 'no-slash',
     schema: { summary: 'Server metadata', tags: ['open inference protocol'], response: { 200: ServerMetadataSchema } }
-  }, async () => ({
-    name: 'isomax-serve',
-    version: PACKAGE_VERSION,
-    extensions: ['binary_tensor_data', 'classification', 'model_configuration', 'statistics', ...(opts.repository ? ['model_repository'] : [])]
-  }))
+  }, async () => serverMetadata(opts.repository))
 
   /** Triton's statistics for the served models named (every served model when `name` is undefined). */
   function statistics (name: string | undefined, version: string | undefined): z.infer<typeof ModelStatsSchema> {
@@ -172,7 +152,7 @@ export default async function v2Routes (app: FastifyInstance, opts: V2RouteOptio
 
     typed.get(base, {
       schema: { summary: 'Model metadata', tags: ['open inference protocol'], params, response: { 200: ModelMetadataSchema, 404: errors[404], 414: errors[414] } }
-    }, async (req) => metadata(servedModel(engine, req.params.name, versionOf(req.params))))
+    }, async (req) => modelMetadata(servedModel(engine, req.params.name, versionOf(req.params))))
 
     typed.get(`${base}/config`, {
       schema: { summary: 'Model configuration (Triton\'s model configuration extension): what a request may carry and how it is batched', tags: ['open inference protocol'], params, response: { 200: ModelConfigSchema, 404: errors[404], 414: errors[414] } }

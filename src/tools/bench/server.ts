@@ -54,8 +54,9 @@ export async function startService (env: Record<string, string>, cpuProfDir?: st
   const fd = openSync(logFile, 'w')
   const child = spawn(process.execPath, args, {
     // The service's own defaults (LOG_LEVEL info: one log line per request), so the bench
-    // measures what ships; --env overrides.
-    env: { EXECUTION_PROVIDER: 'cpu', ...process.env, ...env, HOST: '127.0.0.1', PORT: String(port) },
+    // measures what ships; --env overrides. gRPC on a free port, not 8081: several benches and
+    // tests may run at once.
+    env: { EXECUTION_PROVIDER: 'cpu', GRPC_PORT: '0', ...process.env, ...env, HOST: '127.0.0.1', PORT: String(port) },
     stdio: ['ignore', fd, fd]
   })
   closeSync(fd)

@@ -8,7 +8,7 @@
 // listed input, optional or not, for --input-data random|zero, so two listed inputs make it send
 // both, which is refused (docs/api.md, "Metadata, config and requests").
 import type { LoadedModel } from '../../registry/load-manifest.js'
-import { IMAGE_INPUT } from './request.js'
+import { IMAGE_INPUT } from './inputs.js'
 import type { TensorMetadata } from './outputs.js'
 
 export interface ConfigContext {

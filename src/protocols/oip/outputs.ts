@@ -1,12 +1,14 @@
-// What an Open Inference Protocol response carries: the same values POST /classify returns,
-// in one vocabulary — logits, label, class_index, ood_score, ood_threshold, ood_reject,
-// ood_p_value, min_distance, confidence, confidence_threshold, reject, reject_reasons — as tensors of N rows, in JSON `data` or binary, with the classification
-// extension (`"parameters": {"classification": k}` on an output → BYTES "value:index:label").
+// What an Open Inference Protocol response carries, whatever the transport: the same values
+// POST /classify returns, in one vocabulary — logits, label, class_index, ood_score,
+// ood_threshold, ood_reject, ood_p_value, min_distance, confidence, confidence_threshold,
+// reject, reject_reasons — as tensors of N rows, with the classification extension
+// (`"parameters": {"classification": k}` on an output → BYTES "value:index:label"). The one
+// output builder: HTTP (oip-http/response.ts) writes its tensors as JSON `data` or binary, gRPC
+// (oip-grpc/codec.ts) as typed contents or raw_output_contents.
 import { BadRequestError } from '../../errors.js'
 import type { Decision } from '../../ood/decision.js'
 import type { LoadedModel } from '../../registry/load-manifest.js'
-import { writeBytesElements } from './binary-body.js'
-import type { RequestedOutput } from './request.js'
+import { writeBytesElements } from './bytes-elements.js'
 
 export type Datatype = 'FP32' | 'INT64' | 'BOOL' | 'BYTES'
 
@@ -41,11 +43,22 @@ export function modelOutputs (model: LoadedModel): TensorMetadata[] {
   return out
 }
 
-interface Tensor {
+/** An output a request asks for (all of them when it lists none). */
+export interface RequestedOutput {
+  name: string
+  parameters?: Record<string, unknown> | undefined
+}
+
+export interface Tensor {
   name: string
   datatype: Datatype
   shape: number[]
   values: number[] | boolean[] | string[]
+}
+
+/** An output tensor and whether the client asked for it in binary (raw) form. */
+export interface OutputTensor extends Tensor {
+  binary: boolean
 }
 
 function tensorOf (meta: TensorMetadata, rows: Classified[], classes: number): Tensor {
@@ -76,7 +89,8 @@ function classification (rows: Classified[], k: number, labels: readonly string[
   return { name: 'logits', datatype: 'BYTES', shape: [rows.length, k], values }
 }
 
-function encode (t: Tensor): Buffer {
+/** A tensor's raw bytes: little-endian numbers, BOOL one byte each, BYTES length-prefixed. */
+export function encodeTensor (t: Tensor): Buffer {
   switch (t.datatype) {
     case 'FP32': return Buffer.from(Float32Array.from(t.values as number[]).buffer)
     case 'INT64': return Buffer.from(BigInt64Array.from((t.values as number[]).map((v) => BigInt(v))).buffer)
@@ -85,21 +99,16 @@ function encode (t: Tensor): Buffer {
   }
 }
 
-export interface OipResponse {
-  /** The JSON part. */
-  json: Record<string, unknown>
-  /** Binary output data, in output order; empty when every output is in JSON. */
-  binary: Buffer[]
-}
-
 const positiveInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1
 
-export function inferResponse (model: LoadedModel, rows: Classified[], requested: RequestedOutput[] | undefined, params: { id?: string | undefined, binaryOutput?: unknown }): OipResponse {
+/**
+ * The outputs `requested` (every output when undefined) for `rows`, in the order asked, each
+ * binary when its `binary_data` parameter says so, else `binaryDefault`.
+ */
+export function outputTensors (model: LoadedModel, rows: Classified[], requested: RequestedOutput[] | undefined, binaryDefault: boolean): OutputTensor[] {
   const available = modelOutputs(model)
   const wanted: RequestedOutput[] = requested ?? available.map((o) => ({ name: o.name }))
-  const outputs: Array<Record<string, unknown>> = []
-  const binary: Buffer[] = []
-  for (const req of wanted) {
+  return wanted.map((req) => {
     const meta = available.find((o) => o.name === req.name)
     if (meta === undefined) throw new BadRequestError(`unknown output "${req.name}": the model has ${available.map((o) => o.name).join(', ')}`)
     const k = req.parameters?.classification
@@ -111,27 +120,19 @@ export function inferResponse (model: LoadedModel, rows: Classified[], requested
     } else {
       tensor = tensorOf(meta, rows, model.labels.length)
     }
-    const asBinary = req.parameters?.binary_data ?? params.binaryOutput === true
-    if (asBinary === true) {
-      const data = encode(tensor)
-      binary.push(data)
-      outputs.push({ name: tensor.name, datatype: tensor.datatype, shape: tensor.shape, parameters: { binary_data_size: data.length } })
-    } else {
-      outputs.push({ name: tensor.name, datatype: tensor.datatype, shape: tensor.shape, data: tensor.values })
-    }
+    const binary = req.parameters?.binary_data
+    return { ...tensor, binary: typeof binary === 'boolean' ? binary : binaryDefault }
+  })
+}
+
+/**
+ * The decision rule travels with the scores: ood_reject = ood_score < ood_threshold, each
+ * image's threshold an output of its own, since under per-class calibration it is the
+ * predicted class's. Parameters stay scalars, as the protocol's $parameter_value requires.
+ */
+export function responseParameters (model: LoadedModel): { ood_score_kind: string, ood_calibration: 'per-class' | 'global' } {
+  return {
+    ood_score_kind: model.ood.score,
+    ood_calibration: model.ood.classThresholds !== undefined ? 'per-class' : 'global'
   }
-  const json: Record<string, unknown> = {
-    model_name: model.name,
-    model_version: model.version,
-    ...(params.id !== undefined ? { id: params.id } : {}),
-    // The decision rule travels with the scores: ood_reject = ood_score < ood_threshold, each
-    // image's threshold an output of its own, since under per-class calibration it is the
-    // predicted class's. Parameters stay scalars, as the protocol's $parameter_value requires.
-    parameters: {
-      ood_score_kind: model.ood.score,
-      ood_calibration: model.ood.classThresholds !== undefined ? 'per-class' : 'global'
-    },
-    outputs
-  }
-  return { json, binary }
 }
