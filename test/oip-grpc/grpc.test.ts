@@ -3,6 +3,8 @@
 // raw_input_contents, typed and raw outputs) with every value equal to POST /classify's and to
 // the /v2 HTTP route's, errors as status codes from the catalogue, hostile messages with an
 // event-loop probe, the metrics' protocol label, and the health service.
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
 import { status as Status } from '@grpc/grpc-js'
 import t, { type Test } from 'tap'
 import { writeBytesElements } from '../../src/protocols/oip/bytes-elements.js'
@@ -52,6 +54,9 @@ async function expectSameAsClassify (t: Test, res: any, pngs: Buffer[]): Promise
   t.same(values(res, 'class_index'), expected.map((e) => e.classIndex), 'class indices')
   t.same(values(res, 'ood_reject'), expected.map((e) => e.ood.reject), 'rejects')
   t.same(values(res, 'ood_threshold'), expected.map((e) => Math.fround(e.ood.threshold)), 'thresholds')
+  t.same(values(res, 'reject'), expected.map((e) => e.reject), 'the one reject')
+  t.same(text(values(res, 'reject_reasons')), expected.map((e) => e.rejectReasons.join(',')), 'its reasons')
+  t.same(values(res, 'confidence_threshold'), expected.map((e) => Math.fround(e.confidence.threshold)), 'confidence thresholds')
   const close = (name: string, want: number[]): void => {
     const got = values(res, name) as number[]
     t.ok(got.length === want.length && got.every((v, i) => Math.abs(v - want[i]!) < 1e-6), `${name} equals /classify's`)
@@ -59,6 +64,7 @@ async function expectSameAsClassify (t: Test, res: any, pngs: Buffer[]): Promise
   close('ood_score', expected.map((e) => e.ood.score))
   close('ood_p_value', expected.map((e) => e.ood.pValue))
   close('min_distance', expected.map((e) => e.ood.minDistance))
+  close('confidence', expected.map((e) => e.confidence.value))
 }
 
 t.test('live, ready, metadata, config and statistics equal the /v2 routes', async (t) => {
@@ -87,10 +93,20 @@ t.test('encoded images in bytes_contents: typed outputs equal POST /classify', a
   t.equal(error, undefined)
   t.equal(response.id, 'req-1')
   t.equal((response.raw_output_contents ?? []).length, 0, 'typed in, typed out')
-  t.same(response.outputs.map((o: any) => o.name), ['logits', 'label', 'class_index', 'ood_score', 'ood_threshold', 'ood_reject', 'ood_p_value', 'min_distance'])
+  t.same(response.outputs.map((o: any) => o.name), ['logits', 'label', 'class_index', 'ood_score', 'ood_threshold', 'ood_reject', 'ood_p_value', 'min_distance', 'confidence', 'confidence_threshold', 'reject', 'reject_reasons'])
   t.same(output(response, 'logits').shape, [4, 10])
   t.same(response.parameters.ood_score_kind, { string_param: model.ood.score, parameter_choice: 'string_param' })
   await expectSameAsClassify(t, response, pngs)
+})
+
+t.test('the one reject over gRPC: a digit fires both reasons, a boot none, as POST /classify says', async (t) => {
+  const digit = readFileSync(path.join(path.dirname(MANIFEST), '..', 'test', 'fixtures', 'ood', 'mnist-digit-7.png'))
+  const batch = [digit, images[0]!]
+  const { response, error } = await client.call('ModelInfer', { model_name: NAME, inputs: [{ name: 'image', datatype: 'BYTES', shape: [2], contents: { bytes_contents: batch } }] })
+  t.equal(error, undefined)
+  t.same(text(values(response, 'reject_reasons')), ['ood,uncertain', ''])
+  t.same(values(response, 'reject'), [true, false])
+  await expectSameAsClassify(t, response, batch)
 })
 
 for (const n of [1, 7, 16]) {
@@ -123,7 +139,8 @@ t.test('FP32 tensors, typed and raw, give the logits the images give; the classi
   const expected = await Promise.all(pngs.map(classify))
   t.same(text(values(top.response, 'logits')).filter((_, i) => i % 2 === 0).map((s) => s.split(':').slice(1).join(':')), expected.map((e) => `${e.classIndex}:${e.label}`))
   const binary = await client.call('ModelInfer', { model_name: NAME, parameters: { binary_data_output: { bool_param: true } }, inputs: [{ name: 'image', datatype: 'BYTES', shape: [1], contents: { bytes_contents: [pngs[0]] } }] })
-  t.equal(binary.response.raw_output_contents.length, 8, 'binary_data_output: raw outputs for typed inputs')
+  t.equal(binary.response.raw_output_contents.length, binary.response.outputs.length, 'binary_data_output: raw outputs for typed inputs')
+  t.equal(binary.response.outputs.length, 12, 'every output')
 })
 
 /** Status code and message of a failed ModelInfer. */
