@@ -8,6 +8,7 @@
 #                    at c=8 for 30 s: /health/live p99 <= 50 ms, no 5xx
 #   test:monitoring  Debian's Prometheus over 3 replicas: the drift alert fires on MNIST and
 #                    resolves on Fashion-MNIST, every dashboard query runs
+#   test:monitoring:grpc  the same with the traffic over gRPC (ModelInfer): the alert fires on it
 #   test:deploy      Debian's nginx in front of 3 replicas: distribution, rolling restart, failover
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
@@ -28,7 +29,7 @@ pass=$((pass + p)); fail=$((fail + f))
 [ "$f" != "0" ] && echo "== FAILED: the slow tap tier ($f)"
 rm -f "$log"
 
-for s in test:hostile test:monitoring test:deploy; do
+for s in test:hostile test:monitoring test:monitoring:grpc test:deploy; do
   echo "== npm run $s"
   t0=$SECONDS
   if npm run "$s"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "== FAILED: $s"; fi

@@ -76,6 +76,14 @@ line=$(grep -aE '^tritonclient: [0-9]+ passed, [0-9]+ failed$' "$log/tc" | tail 
 [ -z "$line" ] && line="tritonclient: 0 passed, 1 failed"
 step tritonclient "$(echo "$line" | awk '{ print $2 }')" "$(echo "$line" | awk '{ print $4 }')" "$s"
 
+echo "== tritonclient-grpc (test/oip/triton): Triton's gRPC client against the live service"
+t0=$SECONDS
+bash test/oip/triton/run-grpc.sh "$VENV/bin/python" 2>&1 | tee "$log/tcg"
+s=${PIPESTATUS[0]}; took[tritonclient-grpc]=$((SECONDS - t0))
+line=$(grep -aE '^tritonclient-grpc: [0-9]+ passed, [0-9]+ failed$' "$log/tcg" | tail -1)
+[ -z "$line" ] && line="tritonclient-grpc: 0 passed, 1 failed"
+step tritonclient-grpc "$(echo "$line" | awk '{ print $2 }')" "$(echo "$line" | awk '{ print $4 }')" "$s"
+
 for client in kserve openapi-client; do
   name=$([ "$client" = kserve ] && echo kserve || echo open-inference-openapi)
   echo "== $name (test/oip/$client): its client against the live service"
@@ -88,7 +96,7 @@ for client in kserve openapi-client; do
 done
 
 echo
-echo "npm test: $((SECONDS - started)) s (lint ${took[lint]} s, typecheck ${took[typecheck]} s, pytest ${took[pytest]} s, tap ${took[tap]} s, schemathesis ${took[schemathesis]} s, tritonclient ${took[tritonclient]} s, kserve ${took[kserve]} s, open-inference-openapi ${took[openapi-client]} s)"
+echo "npm test: $((SECONDS - started)) s (lint ${took[lint]} s, typecheck ${took[typecheck]} s, pytest ${took[pytest]} s, tap ${took[tap]} s, schemathesis ${took[schemathesis]} s, tritonclient ${took[tritonclient]} s, tritonclient-grpc ${took[tritonclient-grpc]} s, kserve ${took[kserve]} s, open-inference-openapi ${took[openapi-client]} s)"
 if [ "${#failed_steps[@]}" -gt 0 ]; then
   echo "npm test: FAILED in ${failed_steps[*]}"
 else
