@@ -69,6 +69,9 @@ def train(args: argparse.Namespace) -> tuple[Net, dict]:
     x_val, y_val = to_tensor(images[val_idx]), torch.from_numpy(labels[val_idx])
 
     model = Net(args.head, width=args.width, feature_dim=args.feature_dim)
+    if args.init_onnx:
+        load_onnx_weights(model, args.init_onnx)
+        log(f"fine-tuning {args.init_onnx}: val acc before {(predict_logits(model, x_val).argmax(1) == y_val).float().mean().item():.4f}")
     criterion = loss_for(args.head)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
                                 weight_decay=args.weight_decay)
@@ -80,6 +83,8 @@ def train(args: argparse.Namespace) -> tuple[Net, dict]:
     history = []
     for epoch in range(1, args.epochs + 1):
         model.train()
+        if args.init_onnx:
+            freeze_batchnorm(model)
         perm = torch.randperm(len(x_train), generator=gen)
         total_loss, correct, seen = 0.0, 0, 0
         for step in range(steps_per_epoch):
@@ -114,7 +119,43 @@ def train(args: argparse.Namespace) -> tuple[Net, dict]:
     return model, info
 
 
-CHECKPOINT_KEYS = ("head", "width", "feature_dim", "seed", "epochs", "oe_weight", "oe_batch")
+def load_onnx_weights(model: Net, path: str) -> None:
+    """Load a model exported by export.py back into `model`, exactly: the export folds each conv
+    block's BatchNorm into the conv (weight and bias), so the BatchNorm becomes the identity plus
+    that bias (mean 0, variance 1 − ε, scale 1). Used with freeze_batchnorm: the statistics of
+    the folded layers must not be re-estimated from batches."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(path)
+    init = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in proto.graph.initializer}
+    convs = [n for n in proto.graph.node if n.op_type == "Conv"]
+    blocks = [m for m in model.features if isinstance(m, torch.nn.Sequential)]
+    if len(convs) != len(blocks):
+        raise DataError(f"{path}: {len(convs)} Conv nodes, the network has {len(blocks)} conv blocks")
+    with torch.no_grad():
+        for node, block in zip(convs, blocks):
+            conv, bn = block[0], block[1]
+            conv.weight.copy_(init[node.input[1]])
+            bn.weight.fill_(1.0)
+            bn.bias.copy_(init[node.input[2]])
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0 - bn.eps)
+        state = {k: v for k, v in init.items() if not k.startswith("onnx::")}
+        missing = [k for k in state if k not in model.state_dict()]
+        if missing:
+            raise DataError(f"{path}: initializers {missing} do not belong to a {model.head.kind} network")
+        model.load_state_dict(state, strict=False)
+
+
+def freeze_batchnorm(model: torch.nn.Module) -> None:
+    """Fine-tuning keeps every BatchNorm's statistics (eval mode); its affine parameters still learn."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+CHECKPOINT_KEYS = ("head", "width", "feature_dim", "seed", "epochs", "lr", "oe_weight", "oe_batch", "init_onnx")
 
 
 def save_checkpoint(model: Net, info: dict, args: argparse.Namespace, command: str) -> None:
@@ -164,6 +205,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--oe-weight", type=float, default=0.0,
                    help="outlier exposure: weight of the uniform loss on synthetic outliers (0: off; 0.5 in the OE paper)")
     p.add_argument("--oe-batch", type=int, default=64, help="synthetic outliers per step with --oe-weight")
+    p.add_argument("--init-onnx", metavar="MODEL.ONNX",
+                   help="fine-tune: start from the weights of an exported model of the same head and size "
+                   "(BatchNorm statistics frozen) instead of a random initialisation")
     p.add_argument("--save-checkpoint", metavar="DIR",
                    help="after training, write DIR/checkpoint.pt and DIR/model.onnx and stop: no test image is "
                    "loaded, nothing is published (choose on validation data first, then --from-checkpoint)")
