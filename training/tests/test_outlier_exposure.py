@@ -118,3 +118,30 @@ def test_checkpoint_round_trip_and_architecture_check(tmp_path):
     with pytest.raises(train.DataError, match="--width 32 differs"):
         train.load_checkpoint(train.parse_args(["--head", "isomaxplus", "--feature-dim", "16",
                                                 "--from-checkpoint", str(tmp_path)]))
+
+
+def test_init_onnx_reloads_the_shipped_weights_exactly():
+    """--init-onnx: the BatchNorm folded into each conv by the export is unfolded, so the torch
+    network reproduces the shipped graph's logits (ONNX Runtime's parity fixture)."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    fixture = json.loads((root / "test" / "fixtures" / "parity" / "fashion-mnist-isomaxplus.json").read_text())
+    model = Net("isomaxplus")
+    train.load_onnx_weights(model, str(root / "models" / "fashion-mnist-isomaxplus" / "model.onnx"))
+    model.eval()
+    x = torch.tensor(fixture["input"], dtype=torch.float32).reshape(fixture["shape"])
+    assert torch.allclose(model(x), torch.tensor(fixture["logits"]), atol=1e-5)
+    with pytest.raises(train.DataError, match="do not belong"):
+        train.load_onnx_weights(Net("softmax"), str(root / "models" / "fashion-mnist-isomaxplus" / "model.onnx"))
+
+
+def test_freeze_batchnorm_keeps_the_statistics_during_training_steps():
+    model = Net("isomaxplus", width=8, feature_dim=16)
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    model.train()
+    train.freeze_batchnorm(model)
+    model(torch.randn(16, 1, 28, 28)).sum().backward()
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert any(m.training for m in model.modules())  # the rest still trains
