@@ -6,7 +6,10 @@ OOD sets, ID images and metrics as posthoc.py's candidates (training/ood-candida
     /usr/bin/python3 training/meanstd_candidate.py --model models/fashion-mnist-isomaxplus \
         --out training/ood-candidates/served-meanstd-validation.json
 
-Never loads a test image or an MNIST digit; writes nothing but the JSON.
+Never loads a test image or an MNIST digit unless --report-test is given: then, after the
+validation table is written, accuracy and AUROC / TNR@95 / AUPR on the service's built-in OOD sets
+(training/ood_sets.py reported_sets, the sets posthoc.py reports) are added to the JSON — for
+reporting once, after the choice made on validation data (training/ood-candidates.md).
 """
 from __future__ import annotations
 
@@ -31,11 +34,13 @@ LAST_BLOCK = "/features/features.6/features.6.2/Relu_output_0"  # (N, 128, 7, 7)
 NAME = "mahalanobis-meanstd-l2"
 
 
-def mean_std_features(graph, images: np.ndarray) -> np.ndarray:
-    """(N, 256): per-channel spatial mean and standard deviation of the last conv block."""
-    fmap = graph.run_batched(to_tensor(images), [LAST_BLOCK])[LAST_BLOCK].double()
-    flat = fmap.flatten(2)
-    return torch.cat([flat.mean(2), flat.std(2, unbiased=False)], dim=1).numpy()
+def mean_std_features(graph, images: np.ndarray, with_logits: bool = False):
+    """(N, 256): per-channel spatial mean and standard deviation of the last conv block (and the
+    logits, when asked)."""
+    out = graph.run_batched(to_tensor(images), [LAST_BLOCK, "logits"])
+    flat = out[LAST_BLOCK].double().flatten(2)
+    feats = torch.cat([flat.mean(2), flat.std(2, unbiased=False)], dim=1).numpy()
+    return (feats, out["logits"].numpy()) if with_logits else feats
 
 
 def main(argv=None) -> int:
@@ -48,6 +53,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--limit", type=int, help="first N images of every set (smoke tests)")
+    p.add_argument("--report-test", action="store_true",
+                   help="after the validation table: test accuracy and the built-in OOD sets, reported once")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     graph = OnnxGraph(Path(args.model) / "model.onnx")
@@ -68,6 +75,20 @@ def main(argv=None) -> int:
            "tnr_at_95_tpr": {**tnr, "mean": float(np.mean(list(tnr.values())))}}
     write_text_atomic(Path(args.out), json.dumps(out, indent=2) + "\n")
     print(f"{NAME}: " + " ".join(f"{k}={v:.4f}" for k, v in out["auroc"].items()))
+    if args.report_test:
+        from ood_sets import reported_sets
+        from posthoc import metrics
+
+        test_x, test_y = load_fashion(args.data, "test")
+        test_x, test_y = test_x[lim], test_y[lim]
+        feats, logits = mean_std_features(graph, test_x, with_logits=True)
+        id_scores = score(g, feats)
+        rows = {name: metrics(id_scores, score(g, mean_std_features(graph, x)))
+                for name, x in reported_sets(test_x, args.limit).items()}
+        out["test"] = {"accuracy": float((logits.argmax(1) == test_y).mean()), "n": len(test_y), "sets": rows}
+        write_text_atomic(Path(args.out), json.dumps(out, indent=2) + "\n")
+        print(f"reported once: test accuracy {100 * out['test']['accuracy']:.2f} %; " + "; ".join(
+            f"{k} AUROC {m['auroc']:.4f} TNR@95 {100 * m['tnr_at_95_tpr']:.1f} %" for k, m in rows.items()))
     return 0
 
 
