@@ -92,8 +92,9 @@ def train(args: argparse.Namespace) -> tuple[Net, dict]:
             xb = augment(x_train[idx], gen) if args.augment else x_train[idx]
             yb = y_train[idx]
             if args.oe_weight > 0:
-                # Outliers from other training-split images, in the same forward pass (BatchNorm
-                # sees both, as in the OE paper); never from the held-out validation images.
+                # Outliers from other training-split images, never from the held-out validation
+                # images; one forward pass, so a from-scratch run's BatchNorm statistics see both,
+                # as in the OE paper (--init-onnx freezes them).
                 src = x_train[torch.randint(0, len(x_train), (args.oe_batch,), generator=gen)]
                 both = model(torch.cat([xb, synthetic_outliers(src, gen)]))
                 logits = both[:len(yb)]
