@@ -136,16 +136,33 @@ class Selection:
     sets: list[str]
     n_id: int
     n_ood: int
+    tnr: dict = field(default_factory=dict)  # (set, candidate) → TNR at 95 % TPR: the tie-break of issue 23's rule
+    accuracy: float | None = None            # on the held-out images, when their labels are given
 
 
-def choose(graph, detectors: dict[str, Gaussian], val_images: np.ndarray, seed: int) -> Selection:
+def choose(graph, detectors: dict[str, Gaussian], val_images: np.ndarray, seed: int,
+           val_labels: np.ndarray | None = None) -> Selection:
     """Everything the choice sees: the held-out training images and OOD sets made from them
     (or synthetic, with validation-only seeds). No test image, no MNIST digit."""
     sets = validation_sets(val_images, seed)
-    val_id = candidate_scores(extract(graph, val_images), detectors)
+    id_feats = extract(graph, val_images)
+    val_id = candidate_scores(id_feats, detectors)
     val_ood = {name: candidate_scores(extract(graph, images), detectors) for name, images in sets.items()}
     choice, reason, table = select_score(val_id, val_ood)
-    return Selection(choice, reason, table, list(sets), len(val_images), len(next(iter(sets.values()))))
+    tnr = {(s, k): tnr_at_tpr(val_id[k], scores[k], REPORT_TPR) for s, scores in val_ood.items() for k in CANDIDATES}
+    accuracy = None if val_labels is None else float((id_feats["logits"].argmax(1) == val_labels).mean())
+    return Selection(choice, reason, table, list(sets), len(val_images), len(next(iter(sets.values()))), tnr, accuracy)
+
+
+def selection_json(sel: Selection, model: str) -> dict:
+    """The validation table of one model, for comparing models under issue 23's rule
+    (training/ood-candidates.md): AUROC and TNR@95 per set and candidate, and their means."""
+    def per(table: dict, k: str) -> dict:
+        values = {s: table[(s, k)] for s in sel.sets}
+        return {**values, "mean": float(np.mean(list(values.values())))}
+    return {"model": model, "choice": sel.choice, "reason": sel.reason, "n_id": sel.n_id, "n_ood": sel.n_ood,
+            "validation_accuracy": sel.accuracy, "sets": sel.sets,
+            "auroc": {k: per(sel.table, k) for k in CANDIDATES}, "tnr_at_95_tpr": {k: per(sel.tnr, k) for k in CANDIDATES}}
 
 
 # --- step 4: report once ----------------------------------------------------------------------
@@ -309,6 +326,11 @@ def print_tables(sel: Selection, rep: Report | None) -> None:
     for k in CANDIDATES:
         vals = [sel.table[(s, k)] for s in sel.sets]
         print(f"  {k:22s} " + " ".join(f"{s}={v:.4f}" for s, v in zip(sel.sets, vals)) + f"  mean={np.mean(vals):.4f}")
+    if sel.tnr:
+        print("validation TNR at 95 % TPR (%)")
+        for k in CANDIDATES:
+            vals = [100 * sel.tnr[(s, k)] for s in sel.sets]
+            print(f"  {k:22s} " + " ".join(f"{s}={v:.1f}" for s, v in zip(sel.sets, vals)) + f"  mean={np.mean(vals):.2f}")
     print(f"chosen: {sel.choice} — {sel.reason}")
     if rep is None:
         return
@@ -518,6 +540,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--limit", type=int, help="use only the first N images of every set (smoke tests; figures then mean little)")
     p.add_argument("--no-write", action="store_true", help="choose and report only; write nothing")
+    p.add_argument("--validation-only", metavar="JSON",
+                   help="choose on validation data, write the validation table (AUROC, TNR@95, accuracy) to JSON "
+                   "and stop: no test image or MNIST digit is loaded, nothing is published")
     p.add_argument("--no-ort", action="store_true", help="skip the onnxruntime-node parity and timing check")
     return p.parse_args(argv)
 
@@ -537,7 +562,7 @@ def main(argv=None) -> int:
     base_proto = onnx.load(str(base_onnx))
     base_graph = OnnxGraph(base_proto)
     existing = read_manifest(manifest_path)
-    validator = None if args.no_write else manifest_validator()
+    validator = None if args.no_write or args.validation_only else manifest_validator()
     if existing is not None and validator is not None:
         validate_manifest(existing, manifest_path, validator)  # fail now, not after ten minutes
     base_entry = next((m for m in (existing or {}).get("models", []) if m.get("name") == base_name), None)
@@ -552,7 +577,7 @@ def main(argv=None) -> int:
     if split_file.exists() and json.loads(split_file.read_text())["indices"] != val_idx.tolist():
         raise PublishError(f"{split_file}: not the held-out images of train_val_split(seed={args.seed})")
     lim = slice(None, args.limit) if args.limit else slice(None)
-    train_x, train_y, val_x = images[train_idx][lim], labels[train_idx][lim], images[val_idx][lim]
+    train_x, train_y, val_x, val_y = images[train_idx][lim], labels[train_idx][lim], images[val_idx][lim], labels[val_idx][lim]
     del images
 
     log(f"fitting the Gaussians on {len(train_x):,} training-split features")
@@ -563,8 +588,13 @@ def main(argv=None) -> int:
         log(f"  {k}: condition number {g.condition:.0f}, ridge {g.ridge}")
 
     log(f"choosing the score on validation data only ({len(val_x):,} held-out images and OOD sets made from them)")
-    sel = choose(base_graph, detectors, val_x, args.validation_seed)
-    log(f"chosen: {sel.choice} — {sel.reason}")
+    sel = choose(base_graph, detectors, val_x, args.validation_seed, val_y)
+    log(f"chosen: {sel.choice} — {sel.reason}; validation accuracy {100 * sel.accuracy:.2f} %")
+    if args.validation_only:
+        print_tables(sel, None)
+        write_text_atomic(Path(args.validation_only), json.dumps(selection_json(sel, str(model_dir)), indent=2) + "\n")
+        log(f"wrote {args.validation_only}; --validation-only: nothing else loaded, nothing published")
+        return 0
 
     # Only now is any test image or MNIST digit loaded.
     log("reporting once on the test sets (chooses nothing)")

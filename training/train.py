@@ -22,6 +22,7 @@ from data import (DEFAULT_FASHION_DIR, FASHION_MEAN, FASHION_STD, DataError,  # 
                   load_fashion, train_val_split)
 from isomax import HEADS, loss_for  # noqa: E402
 from net import Net  # noqa: E402
+from outlier_exposure import synthetic_outliers, uniform_loss  # noqa: E402
 from scores import SCORE_KINDS  # noqa: E402
 
 VAL_SIZE = 5000
@@ -68,6 +69,9 @@ def train(args: argparse.Namespace) -> tuple[Net, dict]:
     x_val, y_val = to_tensor(images[val_idx]), torch.from_numpy(labels[val_idx])
 
     model = Net(args.head, width=args.width, feature_dim=args.feature_dim)
+    if args.init_onnx:
+        load_onnx_weights(model, args.init_onnx)
+        log(f"fine-tuning {args.init_onnx}: val acc before {(predict_logits(model, x_val).argmax(1) == y_val).float().mean().item():.4f}")
     criterion = loss_for(args.head)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
                                 weight_decay=args.weight_decay)
@@ -79,14 +83,25 @@ def train(args: argparse.Namespace) -> tuple[Net, dict]:
     history = []
     for epoch in range(1, args.epochs + 1):
         model.train()
+        if args.init_onnx:
+            freeze_batchnorm(model)
         perm = torch.randperm(len(x_train), generator=gen)
         total_loss, correct, seen = 0.0, 0, 0
         for step in range(steps_per_epoch):
             idx = perm[step * args.batch_size:(step + 1) * args.batch_size]
             xb = augment(x_train[idx], gen) if args.augment else x_train[idx]
             yb = y_train[idx]
-            logits = model(xb)
-            loss = criterion(logits, yb)
+            if args.oe_weight > 0:
+                # Outliers from other training-split images, never from the held-out validation
+                # images; one forward pass, so a from-scratch run's BatchNorm statistics see both,
+                # as in the OE paper (--init-onnx freezes them).
+                src = x_train[torch.randint(0, len(x_train), (args.oe_batch,), generator=gen)]
+                both = model(torch.cat([xb, synthetic_outliers(src, gen)]))
+                logits = both[:len(yb)]
+                loss = criterion(logits, yb) + args.oe_weight * uniform_loss(both[len(yb):])
+            else:
+                logits = model(xb)
+                loss = criterion(logits, yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -103,6 +118,71 @@ def train(args: argparse.Namespace) -> tuple[Net, dict]:
     info = {"train_seconds": time.time() - start, "history": history,
             "n_train": len(train_idx), "n_val": len(val_idx), "val_indices": val_idx}
     return model, info
+
+
+def load_onnx_weights(model: Net, path: str) -> None:
+    """Load a model exported by export.py back into `model`, exactly: the export folds each conv
+    block's BatchNorm into the conv (weight and bias), so the BatchNorm becomes the identity plus
+    that bias (mean 0, variance 1 − ε, scale 1). Used with freeze_batchnorm: the statistics of
+    the folded layers must not be re-estimated from batches."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(path)
+    init = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in proto.graph.initializer}
+    convs = [n for n in proto.graph.node if n.op_type == "Conv"]
+    blocks = [m for m in model.features if isinstance(m, torch.nn.Sequential)]
+    if len(convs) != len(blocks):
+        raise DataError(f"{path}: {len(convs)} Conv nodes, the network has {len(blocks)} conv blocks")
+    with torch.no_grad():
+        for node, block in zip(convs, blocks):
+            conv, bn = block[0], block[1]
+            conv.weight.copy_(init[node.input[1]])
+            bn.weight.fill_(1.0)
+            bn.bias.copy_(init[node.input[2]])
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0 - bn.eps)
+        state = {k: v for k, v in init.items() if not k.startswith("onnx::")}
+        missing = [k for k in state if k not in model.state_dict()]
+        if missing:
+            raise DataError(f"{path}: initializers {missing} do not belong to a {model.head.kind} network")
+        model.load_state_dict(state, strict=False)
+
+
+def freeze_batchnorm(model: torch.nn.Module) -> None:
+    """Fine-tuning keeps every BatchNorm's statistics (eval mode); its affine parameters still learn."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+CHECKPOINT_KEYS = ("head", "width", "feature_dim", "seed", "epochs", "lr", "oe_weight", "oe_batch", "init_onnx")
+
+
+def save_checkpoint(model: Net, info: dict, args: argparse.Namespace, command: str) -> None:
+    """The weights, the run's record and an ONNX export, for choosing on validation data before
+    anything is published or any test image is looked at."""
+    from export import export_onnx
+
+    out = Path(args.save_checkpoint)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {k: getattr(args, k) for k in CHECKPOINT_KEYS}
+    torch.save({"state_dict": model.state_dict(), "info": info, "args": record, "command": command},
+               out / "checkpoint.pt")
+    export_onnx(model, out / "model.onnx")
+    log(f"wrote {out / 'checkpoint.pt'} and {out / 'model.onnx'} (nothing published)")
+
+
+def load_checkpoint(args: argparse.Namespace) -> tuple[Net, dict, str]:
+    """The model and run record of --save-checkpoint; the architecture options must match."""
+    saved = torch.load(Path(args.from_checkpoint) / "checkpoint.pt", weights_only=False)
+    for k in ("head", "width", "feature_dim", "seed"):
+        if saved["args"][k] != getattr(args, k):
+            raise DataError(f"--{k.replace('_', '-')} {getattr(args, k)} differs from the checkpoint's {saved['args'][k]}")
+    model = Net(args.head, width=args.width, feature_dim=args.feature_dim)
+    model.load_state_dict(saved["state_dict"])
+    model.eval()
+    return model, saved["info"], saved["command"]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -123,12 +203,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--feature-dim", type=int, default=128)
     p.add_argument("--no-augment", dest="augment", action="store_false")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--oe-weight", type=float, default=0.0,
+                   help="outlier exposure: weight of the uniform loss on synthetic outliers (0: off; 0.5 in the OE paper)")
+    p.add_argument("--oe-batch", type=int, default=64, help="synthetic outliers per step with --oe-weight")
+    p.add_argument("--init-onnx", metavar="MODEL.ONNX",
+                   help="fine-tune: start from the weights of an exported model of the same head and size "
+                   "(BatchNorm statistics frozen) instead of a random initialisation")
+    p.add_argument("--save-checkpoint", metavar="DIR",
+                   help="after training, write DIR/checkpoint.pt and DIR/model.onnx and stop: no test image is "
+                   "loaded, nothing is published (choose on validation data first, then --from-checkpoint)")
+    p.add_argument("--from-checkpoint", metavar="DIR", help="skip training: publish the model saved by --save-checkpoint")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--score", help="the decision score to suggest in the calibrate command "
                    "(default: the best candidate on validation OOD sets made from the held-out images)")
     p.add_argument("--default", action="store_true", help="make this the manifest's default model")
     p.add_argument("--no-write", action="store_true", help="train and evaluate only; write nothing")
     args = p.parse_args(argv)
+    if args.oe_weight < 0 or args.oe_batch < 1:
+        p.error("--oe-weight must be ≥ 0 and --oe-batch ≥ 1")
+    if args.oe_weight > 0 and args.head != "isomaxplus":
+        p.error("--oe-weight is implemented for the isomaxplus head only")
+    if args.save_checkpoint and args.from_checkpoint:
+        p.error("--save-checkpoint and --from-checkpoint exclude each other")
     if args.head not in HEADS:
         p.error(f"unknown head {args.head!r}: expected one of {', '.join(HEADS)}")
     if args.score is not None and args.score not in SCORE_KINDS:
@@ -146,9 +242,16 @@ def main(argv: list[str]) -> int:
     # Imported late: keeps `--help` and argument errors fast.
     from publish import PublishError, check_can_publish, publish
     try:
+        if args.save_checkpoint:
+            model, info = train(args)
+            save_checkpoint(model, info, args, command)
+            return 0
         if not args.no_write:
             check_can_publish(args.models_dir)  # before training, not after it
-        model, info = train(args)
+        if args.from_checkpoint:
+            model, info, command = load_checkpoint(args)
+        else:
+            model, info = train(args)
         publish(model, args, info, command)
     except (DataError, PublishError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -256,3 +256,33 @@ def test_the_published_model_agrees_with_its_entry_and_fixture():
     assert out["logits"].double().sub(torch.tensor(FIXTURE["logits"], dtype=torch.float64)).abs().max() <= 1e-5
     assert np.allclose(out["mahalanobis"].numpy(), fixture["mahalanobis"], rtol=1e-6)
     assert fixture["input"] == FIXTURE["input"]  # the same 8 test images as the base model's fixture
+
+
+def test_validation_only_writes_the_validation_table_and_never_loads_a_test_image(monkeypatch, tmp_path, capsys):
+    """Issue 23: a retrained model is compared with the served one on validation data before
+    anything else is looked at; --validation-only must stop before the test split or MNIST."""
+    real_load = posthoc.load_fashion
+
+    def load_fashion(directory, split="train"):
+        assert split == "train", f"fashion-mnist {split} loaded by --validation-only"
+        return real_load(directory, split)
+
+    def load_mnist(*a, **k):
+        raise AssertionError("mnist loaded by --validation-only")
+
+    monkeypatch.setattr(posthoc, "load_fashion", load_fashion)
+    monkeypatch.setattr(ood_sets, "load_mnist", load_mnist)
+    out = tmp_path / "val.json"
+    assert posthoc.main(["--limit", "250", "--validation-only", str(out)]) == 0
+    table = json.loads(out.read_text())
+    assert table["n_id"] == 250 and table["sets"] == list(ood_sets.validation_sets(np.zeros((1, 28, 28), np.uint8), 1))
+    assert set(table["auroc"]) == set(posthoc.CANDIDATES) == set(table["tnr_at_95_tpr"])
+    best = max(posthoc.CANDIDATES, key=lambda k: table["auroc"][k]["mean"])
+    assert table["choice"] == best
+    for k in posthoc.CANDIDATES:
+        assert table["auroc"][k]["mean"] == pytest.approx(np.mean([table["auroc"][k][s] for s in table["sets"]]))
+        assert all(0 <= table["tnr_at_95_tpr"][k][s] <= 1 for s in table["sets"])
+    assert 0.8 < table["validation_accuracy"] <= 1
+    printed = capsys.readouterr().out
+    assert "validation TNR at 95 % TPR" in printed and "reported once" not in printed
+    assert not (posthoc.REPO_ROOT / "models" / "fashion-mnist-isomaxplus-md" / ".model.onnx.staged").exists()
