@@ -22,8 +22,7 @@ import { parseArgs } from 'node:util'
 import ort from 'onnxruntime-node'
 import { loadManifest } from '../src/registry/load-manifest.js'
 import { bytesElement, fashionPngs } from './perf-analyzer/input-data.js'
-import { cpuSeconds, freePort } from './perf-analyzer/service.js'
-import { spawn, type ChildProcess } from 'node:child_process'
+import { cpuSeconds, startService as startOn, type Service } from './perf-analyzer/service.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -76,30 +75,13 @@ async function ortAlone (): Promise<OrtRound[]> {
   return out
 }
 
-interface Service { url: string, pid: number, proc: ChildProcess, stop: () => Promise<void> }
-
+/**
+ * The service from `serverDir`'s build serving `manifest`, on free ports (the shared starter:
+ * its gRPC port too, so two services run side by side). LOG_LEVEL info, the service's default:
+ * its per-request line is part of its cost; logs go nowhere, as to a collector.
+ */
 async function startService (serverDir: string, manifest: string): Promise<Service> {
-  const port = await freePort()
-  const proc = spawn(process.execPath, [path.join(serverDir, 'dist/src/server.js')], {
-    cwd: serverDir,
-    env: { ...process.env, EXECUTION_PROVIDER: 'cpu', INFERENCE_WORKERS: '1', HOST: '127.0.0.1', PORT: String(port), MODELS_MANIFEST: manifest },
-    // The service's default LOG_LEVEL (info): its per-request line is part of its cost. Logs go nowhere, as to a collector.
-    stdio: ['ignore', 'ignore', 'inherit']
-  })
-  const url = `http://127.0.0.1:${port}`
-  const stop = async (): Promise<void> => {
-    if (proc.exitCode !== null) return
-    const exited = new Promise((resolve) => proc.once('exit', resolve))
-    proc.kill('SIGTERM')
-    await exited
-  }
-  for (let i = 0; i < 240; i++) {
-    if (proc.exitCode !== null) throw new Error(`the server exited (${proc.exitCode})`)
-    if (await fetch(`${url}/health/ready`).then((r) => r.ok, () => false)) return { url, pid: proc.pid!, proc, stop }
-    await new Promise((resolve) => setTimeout(resolve, 250))
-  }
-  await stop()
-  throw new Error('the server was not ready in 60 s')
+  return await startOn({ INFERENCE_WORKERS: '1', LOG_LEVEL: 'info', MODELS_MANIFEST: manifest }, serverDir)
 }
 
 interface HttpRound { service: string, protocol: 'classify' | 'v2', reqPerSecond: number, p99Ms: number, cpuMsPerRequest: number, errors: number }

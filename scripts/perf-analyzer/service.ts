@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
+import path from 'node:path'
 import { MODEL } from './run.js'
 
 const TICK_S = 0.01 // USER_HZ: 100 on Linux
@@ -27,11 +28,15 @@ export async function freePort (): Promise<number> {
   })
 }
 
-/** dist/src/server.js (npm run build first) on free ports (HTTP and gRPC); resolves once /v2/health/ready is 200. */
-export async function startService (env: Record<string, string> = {}): Promise<Service> {
+/**
+ * dist/src/server.js (npm run build first) on free ports (HTTP and gRPC); resolves once
+ * /v2/health/ready is 200. `serverDir`: another build's checkout (a baseline), run from there.
+ */
+export async function startService (env: Record<string, string> = {}, serverDir = process.cwd()): Promise<Service> {
   const port = await freePort()
   const grpcPort = await freePort()
-  const proc = spawn(process.execPath, ['dist/src/server.js'], {
+  const proc = spawn(process.execPath, [path.join(serverDir, 'dist/src/server.js')], {
+    cwd: serverDir,
     env: { ...process.env, EXECUTION_PROVIDER: 'cpu', LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: String(port), GRPC_PORT: String(grpcPort), ...env },
     stdio: ['ignore', 'ignore', 'inherit']
   })
