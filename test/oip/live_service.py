@@ -28,3 +28,28 @@ def classify(image: bytes) -> dict:
 
 # host:port of the Open Inference Protocol over gRPC (run-client.sh sets it; GRPC_PORT).
 GRPC = os.environ.get("ISOMAX_GRPC", "")
+
+
+# Every output a model with a confidence threshold answers, in the order the metadata lists them.
+OUTPUTS = ["logits", "label", "class_index", "ood_score", "ood_threshold", "ood_reject", "ood_p_value", "min_distance",
+           "confidence", "confidence_threshold", "reject", "reject_reasons"]
+
+
+def assert_matches_classify(result, batch: list[bytes]) -> list[dict]:
+    """A tritonclient result (HTTP or gRPC: both have as_numpy) against POST /classify on the same
+    images: every value equal, scores within 1e-6. Returns /classify's answers."""
+    import numpy as np
+
+    expected = [classify(img) for img in batch]
+    assert [b.decode() for b in result.as_numpy("label")] == [e["label"] for e in expected]
+    assert result.as_numpy("class_index").tolist() == [e["classIndex"] for e in expected]
+    assert result.as_numpy("ood_reject").tolist() == [e["ood"]["reject"] for e in expected]
+    for output, field in [("ood_score", "score"), ("ood_p_value", "pValue"), ("min_distance", "minDistance"), ("ood_threshold", "threshold")]:
+        np.testing.assert_allclose(result.as_numpy(output), [e["ood"][field] for e in expected], atol=1e-6, rtol=0)
+    # The verdict over both reasons, as POST /classify gives it.
+    assert result.as_numpy("reject").tolist() == [e["reject"] for e in expected]
+    assert [b.decode() for b in result.as_numpy("reject_reasons")] == [",".join(e["rejectReasons"]) for e in expected]
+    np.testing.assert_allclose(result.as_numpy("confidence"), [e["confidence"]["value"] for e in expected], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(result.as_numpy("confidence_threshold"), [e["confidence"]["threshold"] for e in expected], atol=1e-6, rtol=0)
+    assert result.as_numpy("logits").shape == (len(batch), len(SPEC["labels"]))
+    return expected

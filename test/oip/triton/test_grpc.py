@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
-from live_service import GRPC, INPUTS, MODEL, SPEC, classify, images  # test/oip/live_service.py
+from live_service import GRPC, INPUTS, MODEL, OUTPUTS, SPEC, assert_matches_classify, classify, images  # test/oip/live_service.py
 
 
 @pytest.fixture(scope="module")
@@ -34,23 +34,6 @@ def batch_of(n: int) -> list[bytes]:
     return [base[i % len(base)] for i in range(n)]
 
 
-def assert_matches_classify(result, batch: list[bytes]) -> None:
-    expected = [classify(img) for img in batch]
-    assert [b.decode() for b in result.as_numpy("label")] == [e["label"] for e in expected]
-    assert result.as_numpy("class_index").tolist() == [e["classIndex"] for e in expected]
-    assert result.as_numpy("ood_reject").tolist() == [e["ood"]["reject"] for e in expected]
-    np.testing.assert_allclose(result.as_numpy("ood_score"), [e["ood"]["score"] for e in expected], atol=1e-6, rtol=0)
-    np.testing.assert_allclose(result.as_numpy("ood_p_value"), [e["ood"]["pValue"] for e in expected], atol=1e-6, rtol=0)
-    np.testing.assert_allclose(result.as_numpy("min_distance"), [e["ood"]["minDistance"] for e in expected], atol=1e-6, rtol=0)
-    np.testing.assert_allclose(result.as_numpy("ood_threshold"), [e["ood"]["threshold"] for e in expected], atol=1e-6, rtol=0)
-    # The verdict over both reasons, as POST /classify gives it.
-    assert result.as_numpy("reject").tolist() == [e["reject"] for e in expected]
-    assert [b.decode() for b in result.as_numpy("reject_reasons")] == [",".join(e["rejectReasons"]) for e in expected]
-    np.testing.assert_allclose(result.as_numpy("confidence"), [e["confidence"]["value"] for e in expected], atol=1e-6, rtol=0)
-    np.testing.assert_allclose(result.as_numpy("confidence_threshold"), [e["confidence"]["threshold"] for e in expected], atol=1e-6, rtol=0)
-    assert result.as_numpy("logits").shape == (len(batch), len(SPEC["labels"]))
-
-
 def test_live_ready_and_metadata(client):
     assert client.is_server_live()
     assert client.is_server_ready()
@@ -62,8 +45,7 @@ def test_live_ready_and_metadata(client):
     model = client.get_model_metadata(MODEL, as_json=True)
     assert model["name"] == MODEL and model["versions"] == [SPEC["version"]]
     assert model["inputs"] == [{"name": "image", "datatype": "BYTES", "shape": ["-1", "1"]}]
-    assert [o["name"] for o in model["outputs"]] == ["logits", "label", "class_index", "ood_score", "ood_threshold", "ood_reject", "ood_p_value", "min_distance",
-                                                     "confidence", "confidence_threshold", "reject", "reject_reasons"]
+    assert [o["name"] for o in model["outputs"]] == OUTPUTS
 
 
 def test_model_config_and_its_maximum_batch(client):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
-from live_service import INPUTS, MODEL, SPEC, URL, classify, images  # test/oip/live_service.py
+from live_service import INPUTS, MODEL, OUTPUTS, SPEC, URL, assert_matches_classify, classify, images  # test/oip/live_service.py
 
 
 @pytest.fixture(scope="module")
@@ -43,28 +43,14 @@ def test_server_and_model_health_and_metadata(client):
     model = client.get_model_metadata(MODEL)
     assert model["name"] == MODEL and model["versions"] == [SPEC["version"]]
     assert model["inputs"] == [{"name": "image", "datatype": "BYTES", "shape": [-1, 1]}]
-    assert [o["name"] for o in model["outputs"]] == ["logits", "label", "class_index", "ood_score", "ood_threshold", "ood_reject", "ood_p_value", "min_distance",
-                                                     "confidence", "confidence_threshold", "reject", "reject_reasons"]
+    assert [o["name"] for o in model["outputs"]] == OUTPUTS
 
 
 def test_eight_png_and_jpeg_images_in_binary_match_classify(client):
     batch = images()
     assert len(batch) == 8
     result = client.infer(MODEL, [image_input(batch)])
-    expected = [classify(img) for img in batch]
-    labels = [b.decode() for b in result.as_numpy("label")]
-    assert labels == [e["label"] for e in expected]
-    assert result.as_numpy("class_index").tolist() == [e["classIndex"] for e in expected]
-    assert result.as_numpy("ood_reject").tolist() == [e["ood"]["reject"] for e in expected]
-    np.testing.assert_allclose(result.as_numpy("ood_score"), [e["ood"]["score"] for e in expected], atol=1e-6, rtol=0)
-    np.testing.assert_allclose(result.as_numpy("ood_p_value"), [e["ood"]["pValue"] for e in expected], atol=1e-6, rtol=0)
-    np.testing.assert_allclose(result.as_numpy("min_distance"), [e["ood"]["minDistance"] for e in expected], atol=1e-6, rtol=0)
-    # The verdict over both reasons, as POST /classify gives it.
-    assert result.as_numpy("reject").tolist() == [e["reject"] for e in expected]
-    assert [b.decode() for b in result.as_numpy("reject_reasons")] == [",".join(e["rejectReasons"]) for e in expected]
-    np.testing.assert_allclose(result.as_numpy("confidence"), [e["confidence"]["value"] for e in expected], atol=1e-6, rtol=0)
-    np.testing.assert_allclose(result.as_numpy("confidence_threshold"), [e["confidence"]["threshold"] for e in expected], atol=1e-6, rtol=0)
-    assert result.as_numpy("logits").shape == (8, len(SPEC["labels"]))
+    expected = assert_matches_classify(result, batch)
     params = result.get_response()["parameters"]
     assert params["ood_score_kind"] == expected[0]["ood"]["kind"]
     assert params["ood_calibration"] in ("global", "per-class")
