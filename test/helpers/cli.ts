@@ -24,3 +24,18 @@ export async function cli (tool: string, fn: () => Promise<unknown>): Promise<Ru
   }
   return { code, stdout: out.join(''), stderr: err.join('') }
 }
+
+/** `fn` with stdout captured and stderr silenced (a tool called as a function, not through runCli): its value and what it printed. */
+export async function quietly<T> (fn: () => Promise<T>): Promise<{ value: T, stdout: string }> {
+  const out: string[] = []
+  const stdout = process.stdout.write.bind(process.stdout)
+  const stderr = process.stderr.write.bind(process.stderr)
+  process.stdout.write = ((chunk: string) => { out.push(String(chunk)); return true }) as typeof process.stdout.write
+  process.stderr.write = (() => true) as typeof process.stderr.write
+  try {
+    return { value: await fn(), stdout: out.join('') }
+  } finally {
+    process.stdout.write = stdout
+    process.stderr.write = stderr
+  }
+}

@@ -19,6 +19,7 @@ import { addModel } from '../../../src/tools/cli/models-add.js'
 import { mnistByDigit } from '../../../src/tools/datasets/builtin.js'
 import { fashionTest, png, REPO } from '../../helpers/data.js'
 import { startServer } from '../../helpers/server-process.js'
+import { quietly } from '../../helpers/cli.js'
 
 const LABELS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine']
 // The example trains on images 0..599 of each digit; these come from the held-out rest.
@@ -31,20 +32,6 @@ t.teardown(() => rmSync(work, { recursive: true, force: true }))
 const exported = path.join(work, 'export')
 // A manifest in a folder that does not exist yet: `models add` creates both.
 const manifestFile = path.join(work, 'models', 'manifest.json')
-
-async function quietly<T> (fn: () => Promise<T>): Promise<{ value: T, stdout: string }> {
-  const out: string[] = []
-  const stdout = process.stdout.write.bind(process.stdout)
-  const stderr = process.stderr.write.bind(process.stderr)
-  process.stdout.write = ((chunk: string) => { out.push(String(chunk)); return true }) as typeof process.stdout.write
-  process.stderr.write = (() => true) as typeof process.stderr.write
-  try {
-    return { value: await fn(), stdout: out.join('') }
-  } finally {
-    process.stdout.write = stdout
-    process.stderr.write = stderr
-  }
-}
 
 t.test('export, add with --calibrate, evaluate, serve, classify: the service agrees with ONNX Runtime', async (t) => {
   const started = performance.now()

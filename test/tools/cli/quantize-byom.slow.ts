@@ -20,6 +20,7 @@ import { quantizeModel } from '../../../src/tools/cli/models-quantize.js'
 import { mnistByDigit } from '../../../src/tools/datasets/builtin.js'
 import { fashionTest, png, REPO } from '../../helpers/data.js'
 import { startServer } from '../../helpers/server-process.js'
+import { quietly } from '../../helpers/cli.js'
 
 const LABELS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine']
 // The example trains on images 0..599 of each digit; the rest are held out.
@@ -31,20 +32,6 @@ const env = { EXECUTION_PROVIDER: 'cpu', INFERENCE_WORKERS: '1', LOG_LEVEL: 'sil
 const work = mkdtempSync(path.join(os.tmpdir(), 'isomax-quantize-byom-'))
 t.teardown(() => rmSync(work, { recursive: true, force: true }))
 const manifestFile = path.join(work, 'models', 'manifest.json')
-
-async function quietly<T> (fn: () => Promise<T>): Promise<{ value: T, stdout: string }> {
-  const out: string[] = []
-  const stdout = process.stdout.write.bind(process.stdout)
-  const stderr = process.stderr.write.bind(process.stderr)
-  process.stdout.write = ((chunk: string) => { out.push(String(chunk)); return true }) as typeof process.stdout.write
-  process.stderr.write = (() => true) as typeof process.stderr.write
-  try {
-    return { value: await fn(), stdout: out.join('') }
-  } finally {
-    process.stdout.write = stdout
-    process.stderr.write = stderr
-  }
-}
 
 async function digitFolder (dir: string, digits: Uint8Array[][], from: number, perClass: number): Promise<string> {
   for (const [d, label] of LABELS.entries()) {
@@ -72,7 +59,7 @@ t.test('quantize a bring-your-own model, serve the INT8 entry: it answers what O
 
   // Quantisation images that are also threshold images: refused, nothing written.
   await t.rejects(quietly(async () => await quantizeModel(['digits', '--calibration-images', calibration, '--calibrate', calibration, '--manifest', manifestFile], env)),
-    { name: 'UsageError', message: /--calibration-images .* and --calibrate .* share 250 images: the threshold must be calibrated on images the quantisation ranges never saw/ })
+    { name: 'UsageError', message: /--calibration-images .* and --calibrate .* share 250 images: the thresholds must be calibrated on images the quantisation ranges never saw/ })
   t.equal(readFileSync(manifestFile, 'utf8'), before, 'the manifest is unchanged')
 
   const { value: result, stdout } = await quietly(async () => await quantizeModel(['digits', '--calibration-images', quantisation, '--calibrate', calibration,
