@@ -52,7 +52,7 @@ t.test('a threshold-only change swaps without loading a session; responses after
   const r = res.json()
   t.equal(r.generation, 2)
   t.same(r.loaded, [], 'no session loaded')
-  t.equal(r.kept.length, 5)
+  t.equal(r.kept.length, 6)
   t.same(runner.loadedKeys, keys, 'the same sessions')
   const after = await classify(app)
   t.not(before.ood.threshold, -1.5)
@@ -119,7 +119,7 @@ t.test('failed reloads change nothing and say why (422, the field named)', async
 t.test('the model repository: index, unload, load; the default model stays', async (t) => {
   const { app, file } = await setup(t)
   const index = (await app.inject({ method: 'POST', url: '/v2/repository/index', headers: auth })).json()
-  t.equal(index.length, 5)
+  t.equal(index.length, 6)
   t.ok(index.every((e: any) => e.state === 'READY'))
   const def = (await app.inject('/models')).json().default
   const other = index.find((e: any) => e.name !== def).name

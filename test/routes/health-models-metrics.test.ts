@@ -40,7 +40,7 @@ t.test('GET /models lists every model with its input spec, score, threshold and 
   t.equal(res.statusCode, 200)
   const body = res.json()
   t.equal(body.default, 'fashion-mnist-isomaxplus-md')
-  t.equal(body.models.length, 5)
+  t.equal(body.models.length, 6)
   for (const m of body.models) {
     t.equal(m.labels.length, 10)
     t.same([m.input.channels, m.input.height, m.input.width], [1, 28, 28])
