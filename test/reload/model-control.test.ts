@@ -83,7 +83,7 @@ t.test('a new ONNX file: its session is loaded, the old one released once its re
   t.same(r.loaded, [target])
   t.equal((await classify(app, url)).model, target)
   t.equal((await classify(app, url)).version, '2.0.0')
-  t.equal(runner.loadedKeys.length, 4, 'the file is another model\'s: the two share one session, the old one is released')
+  t.equal(runner.loadedKeys.length, 5, 'the file is another model\'s: the two share one session, the old one is released')
   t.notSame(runner.loadedKeys.sort(), oldKeys.sort())
 })
 
@@ -128,7 +128,7 @@ t.test('the model repository: index, unload, load; the default model stays', asy
   const after = (await app.inject({ method: 'POST', url: '/v2/repository/index', headers: { ...auth, 'content-type': 'application/json' }, payload: '{}' })).json()
   t.match(after.find((e: any) => e.name === other), { state: 'UNAVAILABLE', reason: 'not loaded' })
   const ready = (await app.inject({ method: 'POST', url: '/v2/repository/index', headers: { ...auth, 'content-type': 'application/json' }, payload: '{"ready":true}' })).json()
-  t.equal(ready.length, 4)
+  t.equal(ready.length, 5)
   const refuse = await app.inject({ method: 'POST', url: `/v2/repository/models/${def}/unload`, headers: auth })
   t.equal(refuse.statusCode, 409)
   t.match(refuse.json().error, /default model/)

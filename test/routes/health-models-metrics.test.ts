@@ -12,7 +12,7 @@ t.test('liveness and readiness', async (t) => {
   const ready = await app.inject('/health/ready')
   t.equal(ready.statusCode, 200)
   t.equal(ready.json().status, 'ready')
-  t.same(ready.json().models.map((m: { name: string }) => m.name).sort(), ['fashion-mnist-isomax', 'fashion-mnist-isomaxplus', 'fashion-mnist-isomaxplus-md', 'fashion-mnist-isomaxplus-md-int8', 'fashion-mnist-softmax'])
+  t.same(ready.json().models.map((m: { name: string }) => m.name).sort(), ['fashion-mnist-isomax', 'fashion-mnist-isomaxplus', 'fashion-mnist-isomaxplus-md', 'fashion-mnist-isomaxplus-md-int8', 'fashion-mnist-isomaxplus-msd', 'fashion-mnist-softmax'])
   t.ok(ready.json().models.every((m: { provider: string }) => m.provider === 'cpu'))
 })
 
@@ -70,7 +70,7 @@ t.test('GET /metrics is valid Prometheus text and counts what happened', async (
   const rejected = Number(/isomax_predictions_total\{model="fashion-mnist-isomaxplus-md",outcome="rejected"\} (\d+)/.exec(text)?.[1])
   t.equal(accepted + rejected, 3)
   t.match(text, /isomax_ood_score_count\{model="fashion-mnist-isomaxplus-md"\} 3/)
-  t.match(text, /isomax_models_loaded 5/)
+  t.match(text, /isomax_models_loaded 6/)
   t.match(text, /isomax_model_provider\{model="fashion-mnist-isomaxplus-md",provider="cpu"\} 1/)
 
   const promtool = spawnSync('promtool', ['--version'])
