@@ -19,6 +19,10 @@ One command (issue 13):
    untouched), checks it (onnx.checker; logits bit for bit; the new output against numpy), and
    publishes models/<name>/ (model.onnx, model card, parity fixture) and the manifest entry —
    without an `ood` block: `npm run calibrate` writes that, with the command printed at the end.
+
+`--pooling mean-std` (issue 23) adds a fifth detector to the candidates: the last conv block pooled
+by spatial mean and standard deviation (meanstd_candidate.py), computed in the graph by
+meanstd_candidate.add_mean_std_pooling before the Mahalanobis nodes; the model is named <model>-msd.
 """
 from __future__ import annotations
 
