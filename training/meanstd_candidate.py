@@ -19,7 +19,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
+from onnx import helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -41,6 +43,38 @@ def mean_std_features(graph, images: np.ndarray, with_logits: bool = False):
     flat = out[LAST_BLOCK].double().flatten(2)
     feats = torch.cat([flat.mean(2), flat.std(2, unbiased=False)], dim=1).numpy()
     return (feats, out["logits"].numpy()) if with_logits else feats
+
+
+def pooling_multiply_adds(channels: int = 128, spatial: int = 49) -> int:
+    """Per image, what add_mean_std_pooling's nodes cost (every elementwise operation counted as one):
+    the mean, x − mean, its square, their mean, and the square root."""
+    return 4 * channels * spatial + channels
+
+
+def add_mean_std_pooling(model: onnx.ModelProto, block: str = LAST_BLOCK, prefix: str = "/meanstd") -> tuple[onnx.ModelProto, str]:
+    """A copy of `model` with nodes computing mean_std_features(block) in the graph — per channel,
+    the spatial mean and the population standard deviation sqrt(mean((x − mean)²)), concatenated
+    to (N, 2C) — and the name of that tensor, for mahalanobis.add_score_output. Nothing existing
+    changes; opset-13 forms (ReduceMean's axes as an attribute)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+
+    def name(s: str) -> str:
+        return f"{prefix}/{s}"
+
+    if block not in {o for node in out.graph.node for o in node.output}:
+        raise ValueError(f"no node of the graph produces {block!r}")
+    out.graph.node.extend([
+        helper.make_node("ReduceMean", [block], [name("mean4d")], name=name("ReduceMean"), axes=[2, 3], keepdims=1),
+        helper.make_node("Sub", [block, name("mean4d")], [name("centred")], name=name("Sub")),
+        helper.make_node("Mul", [name("centred"), name("centred")], [name("squared")], name=name("Mul")),
+        helper.make_node("ReduceMean", [name("squared")], [name("variance")], name=name("ReduceMean_1"),
+                         axes=[2, 3], keepdims=0),
+        helper.make_node("Sqrt", [name("variance")], [name("std")], name=name("Sqrt")),
+        helper.make_node("Flatten", [name("mean4d")], [name("mean")], name=name("Flatten"), axis=1),
+        helper.make_node("Concat", [name("mean"), name("std")], [name("features")], name=name("Concat"), axis=1),
+    ])
+    return out, name("features")
 
 
 def main(argv=None) -> int:

@@ -116,6 +116,8 @@ OPS: dict[str, Callable] = {
     "ReduceL2": _reduce(lambda x, a, k: torch.sqrt((x * x).sum(dim=a, keepdim=k))),
     "ReduceSumSquare": _reduce(lambda x, a, k: (x * x).sum(dim=a, keepdim=k)),
     "ReduceMin": _reduce(_reduce_min),
+    "ReduceMean": _reduce(lambda x, a, k: x.mean(dim=a, keepdim=k)),
+    "Concat": lambda *xs, axis: torch.cat(xs, dim=axis),
     "Clip": _clip,
     "Shape": lambda x: torch.tensor(list(x.shape), dtype=torch.int64),
     "Expand": _expand,

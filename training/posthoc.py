@@ -19,6 +19,10 @@ One command (issue 13):
    untouched), checks it (onnx.checker; logits bit for bit; the new output against numpy), and
    publishes models/<name>/ (model.onnx, model card, parity fixture) and the manifest entry —
    without an `ood` block: `npm run calibrate` writes that, with the command printed at the end.
+
+`--pooling mean-std` (issue 23) adds a fifth detector to the candidates: the last conv block pooled
+by spatial mean and standard deviation (meanstd_candidate.py), computed in the graph by
+meanstd_candidate.add_mean_std_pooling before the Mahalanobis nodes; the model is named <model>-msd.
 """
 from __future__ import annotations
 
@@ -41,6 +45,8 @@ from data import DEFAULT_FASHION_DIR, load_fashion, train_val_split
 from export import parity_fixture
 from mahalanobis import Gaussian, add_score_output, extra_multiply_adds, fit_gaussian
 from mahalanobis import score as mahalanobis_score
+from meanstd_candidate import LAST_BLOCK, add_mean_std_pooling, pooling_multiply_adds
+from meanstd_candidate import NAME as MEANSTD_DETECTOR
 from ood_metrics import auroc, tnr_at_tpr
 from ood_sets import GLYPHS, SERVICE_SEEDS, reported_sets, validation_sets
 from publish import (DEFAULT_SPLITS_DIR, REPO_ROOT, SCHEMA_PATH, VALIDATION_OOD_SEED, PublishError, build_entry,
@@ -64,17 +70,65 @@ DETECTORS = {
 }
 # In order of preference on a tie: the head's own score first (no extra cost), then the others.
 CANDIDATES = ("mds", "entropic", *DETECTORS)
+# --pooling mean-std (issue 23's choice, training/ood-candidates.md) adds one more candidate: the
+# last conv block pooled by spatial mean and standard deviation (meanstd_candidate.py), 256-d, L2-normalised.
+MEANSTD_FEATURE = "meanstd"
+MEANSTD_TENSOR = "/meanstd/features"  # the Concat output add_mean_std_pooling adds to the graph
+_AVG_DETECTORS = dict(DETECTORS)
+_AVG_CANDIDATES = CANDIDATES
+POOLINGS = ("avg", "mean-std")
+
+
+def use_pooling(pooling: str) -> None:
+    """Set the candidate detectors for one run: the four of issue 13 ("avg"), or those and the
+    mean+std-pooled detector of issue 23 ("mean-std", last in the tie order)."""
+    global CANDIDATES
+    DETECTORS.clear()
+    DETECTORS.update(_AVG_DETECTORS)
+    CANDIDATES = _AVG_CANDIDATES
+    if pooling == "mean-std":
+        DETECTORS[MEANSTD_DETECTOR] = (MEANSTD_FEATURE, True)
+        CANDIDATES = (*_AVG_CANDIDATES, MEANSTD_DETECTOR)
+    elif pooling != "avg":
+        raise ValueError(f"pooling {pooling!r}: one of {POOLINGS}")
+
+
+def feature_tensor(feature: str) -> str:
+    return MEANSTD_TENSOR if feature == MEANSTD_FEATURE else FEATURE_TENSORS[feature]
+
+
+def detector_cost(g: Gaussian, feature: str) -> dict[str, int]:
+    """extra_multiply_adds, plus the pooling nodes where the detector adds them."""
+    cost = dict(extra_multiply_adds(g))
+    if feature == MEANSTD_FEATURE:
+        cost["mean+std pooling"] = pooling_multiply_adds()
+        cost["total"] += cost["mean+std pooling"]
+    return cost
 REPORT_TPR = 0.95
 NUM_CLASSES = 10
 
 
 # --- features and scores ------------------------------------------------------------------
 
-def extract(graph, images: np.ndarray) -> dict[str, np.ndarray]:
-    """Logits and both feature tensors, as the shipped graph computes them (float32)."""
-    out = graph.run_batched(to_tensor(images), ["logits", *FEATURE_TENSORS.values()])
-    feats = {"logits": out["logits"].numpy()}
-    feats.update({k: out[t].numpy() for k, t in FEATURE_TENSORS.items()})
+def extract(graph, images: np.ndarray, batch: int = 1000) -> dict[str, np.ndarray]:
+    """Logits and both feature tensors, as the shipped graph computes them (float32); with
+    --pooling mean-std also the mean+std features of the last block, in float64 from its float32
+    output (meanstd_candidate.mean_std_features), pooled batch by batch to keep memory flat."""
+    if not any(f == MEANSTD_FEATURE for f, _ in DETECTORS.values()):
+        out = graph.run_batched(to_tensor(images), ["logits", *FEATURE_TENSORS.values()], batch=batch)
+        feats = {"logits": out["logits"].numpy()}
+        feats.update({k: out[t].numpy() for k, t in FEATURE_TENSORS.items()})
+        return feats
+    x = to_tensor(images)
+    parts = []
+    for i in range(0, len(x), batch):
+        out = graph.run(x[i:i + batch], ["logits", *FEATURE_TENSORS.values(), LAST_BLOCK])
+        flat = out.pop(LAST_BLOCK).double().flatten(2)
+        out[MEANSTD_FEATURE] = torch.cat([flat.mean(2), flat.std(2, unbiased=False)], dim=1)
+        parts.append(out)
+    feats = {"logits": torch.cat([p["logits"] for p in parts]).numpy(),
+             MEANSTD_FEATURE: torch.cat([p[MEANSTD_FEATURE] for p in parts]).numpy()}
+    feats.update({k: torch.cat([p[t] for p in parts]).numpy() for k, t in FEATURE_TENSORS.items()})
     return feats
 
 
@@ -201,7 +255,8 @@ def report(graph, detectors: dict[str, Gaussian], test_images: np.ndarray, test_
 
 def served_output(new_graph, feats: dict[str, np.ndarray], feature: str) -> np.ndarray:
     """The new output as the graph computes it (float32), from already-extracted features."""
-    return new_graph.run_batched(None, [OUTPUT_NAME], given={FEATURE_TENSORS[feature]: feats[feature]})[OUTPUT_NAME].numpy()
+    given = {feature_tensor(feature): np.asarray(feats[feature], dtype=np.float32)}
+    return new_graph.run_batched(None, [OUTPUT_NAME], given=given)[OUTPUT_NAME].numpy()
 
 
 def check_surgery(base, new, g: Gaussian, feature: str, images: np.ndarray) -> dict:
@@ -211,11 +266,12 @@ def check_surgery(base, new, g: Gaussian, feature: str, images: np.ndarray) -> d
 
     onnx.checker.check_model(new.model if isinstance(new, OnnxGraph) else new)
     x = to_tensor(images)
-    b = base.run_batched(x, ["logits", FEATURE_TENSORS[feature]])
+    b = extract(base, images)
+    base_logits = torch.from_numpy(b["logits"])
     n = new.run_batched(x, ["logits", OUTPUT_NAME])
-    if not torch.equal(b["logits"], n["logits"]):
-        raise AssertionError(f"logits changed: max |Δ| {(b['logits'] - n['logits']).abs().max().item()}")
-    want = mahalanobis_score(g, b[FEATURE_TENSORS[feature]].numpy())
+    if not torch.equal(base_logits, n["logits"]):
+        raise AssertionError(f"logits changed: max |Δ| {(base_logits - n['logits']).abs().max().item()}")
+    want = mahalanobis_score(g, b[feature])
     got = n[OUTPUT_NAME].numpy().astype(np.float64)
     rel = float(np.max(np.abs(got - want) / np.maximum(np.abs(want), 1e-12)))
     if not rel <= 1e-4:
@@ -344,10 +400,24 @@ def print_tables(sel: Selection, rep: Report | None) -> None:
 
 # --- the model card ---------------------------------------------------------------------------
 
+SHORT_WORDS = {"pooled": "pooled conv features", "head-input": "head input",
+               MEANSTD_FEATURE: "last conv block pooled by spatial mean and standard deviation"}
+LONG_WORDS = {
+    "pooled": "global-average-pooled conv features, the input of the fully connected layer, one layer below the head input",
+    "head-input": "input of the IsoMax+ head",
+    MEANSTD_FEATURE: f"per-channel spatial mean and population standard deviation of the last conv block "
+                     f"`{LAST_BLOCK}` (N, 128, 7, 7), concatenated, computed in the graph by `ReduceMean`, `Sub`, `Mul`, "
+                     "`ReduceMean`, `Sqrt`, `Flatten`, `Concat`",
+}
+MEANSTD_CANDIDATE_WORDS = (
+    ", and, with `--pooling mean-std`, issue 23's chosen detector (`mahalanobis-meanstd-l2`: the last conv block "
+    "pooled by spatial mean and standard deviation, 256-d, L2-normalised; chosen among issue 23's candidates on "
+    "the same validation sets, [../../training/ood-candidates.md](../../training/ood-candidates.md))")
+
 def write_card(path: Path, *, args, base: dict, g: Gaussian, feature: str, sel: Selection, rep: Report,
                served: dict, surgery: dict, ort: dict | None, entry: dict, onnx_path: Path, next_step: str,
                n_train: int, command: str, seconds: float) -> None:
-    cost = extra_multiply_adds(g)
+    cost = detector_cost(g, feature)
     base_macs = base["macs"]
     normalise = "L2-normalised " if g.normalise else ""
     ort_text = "not run (node or onnxruntime-node missing)"
@@ -363,7 +433,7 @@ def write_card(path: Path, *, args, base: dict, g: Gaussian, feature: str, sel: 
     text = f"""# {entry['name']} {entry['version']}
 
 The shipped `{base['name']}` network, weights unchanged, plus a post-hoc **Mahalanobis detector**
-on its {normalise}{'pooled conv features' if feature == 'pooled' else 'head input'} ({g.means.shape[1]}-d): a class-conditional Gaussian with tied covariance fitted on training features
+on its {normalise}{SHORT_WORDS[feature]} ({g.means.shape[1]}-d): a class-conditional Gaussian with tied covariance fitted on training features
 (Lee et al. 2018). The ONNX graph is `{base['name']}/model.onnx` with nodes added that compute
 
     mahalanobis = −min_c (f̂ − μ_c)ᵀ Σ⁻¹ (f̂ − μ_c)      (higher = more in-distribution)
@@ -372,7 +442,7 @@ as a second graph output, `{OUTPUT_NAME}` [batch] float32; `logits` is computed 
 (same nodes, same weights: predictions and accuracy are those of `{base['name']}`). Made by
 `training/posthoc.py`; no retraining.
 
-- f = `{FEATURE_TENSORS[feature]}` (the {'global-average-pooled conv features, the input of the fully connected layer, one layer below the head input' if feature == 'pooled' else 'input of the IsoMax+ head'}){', f̂ = f / max(‖f‖₂, 10⁻¹²)' if g.normalise else ', used as is'}.
+- f = `{feature_tensor(feature)}` (the {LONG_WORDS[feature]}){', f̂ = f / max(‖f‖₂, 10⁻¹²)' if g.normalise else ', used as is'}.
 - μ_c: the mean of f̂ over the training images of class c; Σ: the pooled within-class covariance
   (maximum likelihood, divided by n) — {n_train:,} images: Fashion-MNIST train minus the {sel.n_id:,}
   validation images held out by seed {args.seed} (`{os.path.relpath(split_path(args.splits_dir, args.seed), REPO_ROOT)}`, the split
@@ -386,7 +456,7 @@ as a second graph output, `{OUTPUT_NAME}` [batch] float32; `logits` is computed 
 
 {cost['total']:,} extra multiply-adds per image, counting every elementwise operation as one: {cost['whiten (MatMul D×D)']:,} in the
 {g.means.shape[1]}×{g.means.shape[1]} whitening `MatMul`, {cost['z·m_c (Gemm)']:,} in the class-mean `Gemm`, {cost['‖z‖²']} for ‖z‖², the rest
-({cost['total'] - cost['whiten (MatMul D×D)'] - cost['z·m_c (Gemm)'] - cost['‖z‖²']:,}) normalising, centring, adding and the minimum — against {base_macs:,} multiply-adds
+({cost['total'] - cost['whiten (MatMul D×D)'] - cost['z·m_c (Gemm)'] - cost['‖z‖²']:,}) {'the mean+std pooling (' + format(cost['mean+std pooling'], ',') + '), ' if feature == MEANSTD_FEATURE else ''}normalising, centring, adding and the minimum — against {base_macs:,} multiply-adds
 in the base network's Conv, Gemm and MatMul nodes: **+{100 * cost['total'] / base_macs:.2f} %**.
 {ort_text}.
 
@@ -411,7 +481,7 @@ The threshold is calibrate's (next section).
 Candidates: `mds` (max logit = −min distance to an IsoMax+ prototype), `entropic` (Σ p log p of
 softmax(logits)), and four Mahalanobis detectors — on the L2-normalised pooled features
 (`mahalanobis-pooled-l2`), the L2-normalised head input (`mahalanobis-head-l2`), and both
-unnormalised (`mahalanobis-pooled`, `mahalanobis-head`). ID (positive): the {sel.n_id:,} held-out
+unnormalised (`mahalanobis-pooled`, `mahalanobis-head`){MEANSTD_CANDIDATE_WORDS if MEANSTD_DETECTOR in CANDIDATES else ''}. ID (positive): the {sel.n_id:,} held-out
 training images. OOD, {sel.n_ood:,} images each, seeds {args.validation_seed}–{args.validation_seed + 3}:
 inverted held-out images (255 − p), pixel-shuffled held-out images, 2×2 mosaics of four half-size
 held-out images (`publish.validation_ood_sets`), Gaussian and uniform noise (`data.py`, numpy
@@ -529,7 +599,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=str(REPO_ROOT / "models" / "fashion-mnist-isomaxplus"),
                    help="folder of the shipped model (model.onnx; its manifest entry in the folder above)")
-    p.add_argument("--name", help="name of the new model (default <model>-md)")
+    p.add_argument("--name", help="name of the new model (default <model>-md; with --pooling mean-std, <model>-msd)")
+    p.add_argument("--pooling", choices=POOLINGS, default="avg",
+                   help="mean-std: add issue 23's detector on the last conv block pooled by spatial mean and standard "
+                   "deviation to the candidates (training/ood-candidates.md)")
     p.add_argument("--version", default="1.0.0")
     p.add_argument("--data", default=DEFAULT_FASHION_DIR, help="directory with the Fashion-MNIST IDX files")
     p.add_argument("--splits-dir", default=str(DEFAULT_SPLITS_DIR))
@@ -552,10 +625,11 @@ def main(argv=None) -> int:
 
     started = time.time()
     args = parse_args(argv)
+    use_pooling(args.pooling)
     torch.set_num_threads(args.threads)
     model_dir = Path(args.model)
     base_name = model_dir.resolve().name
-    name = args.name or f"{base_name}-md"
+    name = args.name or f"{base_name}-{'msd' if args.pooling == 'mean-std' else 'md'}"
     models_dir = model_dir.resolve().parent
     manifest_path = models_dir / "manifest.json"
     base_onnx = model_dir / "model.onnx"
@@ -608,7 +682,8 @@ def main(argv=None) -> int:
         return 0
     g = detectors[sel.choice]
     feature = DETECTORS[sel.choice][0]
-    new_proto = add_score_output(base_proto, g, FEATURE_TENSORS[feature])
+    pooled_proto = add_mean_std_pooling(base_proto)[0] if feature == MEANSTD_FEATURE else base_proto
+    new_proto = add_score_output(pooled_proto, g, feature_tensor(feature))
     new_graph = OnnxGraph(new_proto)
     check_images = np.concatenate([test_x[:8], val_x[:992]])
     surgery = check_surgery(base_graph, new_graph, g, feature, check_images)
@@ -618,7 +693,7 @@ def main(argv=None) -> int:
         f"{max(surgery['max_rel'], served['max_rel']):.1e} relative")
     print(f"\nserved {OUTPUT_NAME} output ({sel.choice}, the float32 graph): " + "; ".join(
         f"{s} AUROC {m['auroc']:.4f} TNR@95 {100 * m['tnr_at_95_tpr']:.1f} %" for s, m in served["table"].items()))
-    cost = extra_multiply_adds(g)
+    cost = detector_cost(g, feature)
     base_macs = count_macs(base_proto)
     print(f"extra cost: {cost['total']:,} multiply-adds per image (+{100 * cost['total'] / base_macs:.2f} % of {base_macs:,})")
 

@@ -12,7 +12,7 @@ t.test('liveness and readiness', async (t) => {
   const ready = await app.inject('/health/ready')
   t.equal(ready.statusCode, 200)
   t.equal(ready.json().status, 'ready')
-  t.same(ready.json().models.map((m: { name: string }) => m.name).sort(), ['fashion-mnist-isomax', 'fashion-mnist-isomaxplus', 'fashion-mnist-isomaxplus-md', 'fashion-mnist-isomaxplus-md-int8', 'fashion-mnist-softmax'])
+  t.same(ready.json().models.map((m: { name: string }) => m.name).sort(), ['fashion-mnist-isomax', 'fashion-mnist-isomaxplus', 'fashion-mnist-isomaxplus-md', 'fashion-mnist-isomaxplus-md-int8', 'fashion-mnist-isomaxplus-msd', 'fashion-mnist-softmax'])
   t.ok(ready.json().models.every((m: { provider: string }) => m.provider === 'cpu'))
 })
 
@@ -40,7 +40,7 @@ t.test('GET /models lists every model with its input spec, score, threshold and 
   t.equal(res.statusCode, 200)
   const body = res.json()
   t.equal(body.default, 'fashion-mnist-isomaxplus-md')
-  t.equal(body.models.length, 5)
+  t.equal(body.models.length, 6)
   for (const m of body.models) {
     t.equal(m.labels.length, 10)
     t.same([m.input.channels, m.input.height, m.input.width], [1, 28, 28])
@@ -70,7 +70,7 @@ t.test('GET /metrics is valid Prometheus text and counts what happened', async (
   const rejected = Number(/isomax_predictions_total\{model="fashion-mnist-isomaxplus-md",outcome="rejected"\} (\d+)/.exec(text)?.[1])
   t.equal(accepted + rejected, 3)
   t.match(text, /isomax_ood_score_count\{model="fashion-mnist-isomaxplus-md"\} 3/)
-  t.match(text, /isomax_models_loaded 5/)
+  t.match(text, /isomax_models_loaded 6/)
   t.match(text, /isomax_model_provider\{model="fashion-mnist-isomaxplus-md",provider="cpu"\} 1/)
 
   const promtool = spawnSync('promtool', ['--version'])
