@@ -33,8 +33,13 @@ t.test('calibrate on the validation split; check TPR on the test split', async (
   const i = after.models.findIndex((m: { name: string }) => m.name === MODEL)
   t.same(after.models[i].ood, ood, 'the new OOD block is in the manifest')
   t.same(after.models[i].probabilities, probabilities, 'and the fitted temperature (the data is labelled)')
+  // Without --risk-data the old confidence threshold goes: it was chosen for the OOD threshold
+  // and temperature just replaced (docs/selective-risk.md).
+  t.not(before.models[i].selective, undefined, 'the model had a confidence threshold')
+  t.equal(after.models[i].selective, undefined, 'a calibration without --risk-data removes it')
   after.models[i].ood = before.models[i].ood
   after.models[i].probabilities = before.models[i].probabilities
+  after.models[i].selective = before.models[i].selective
   if (after.models[i].probabilities === undefined) delete after.models[i].probabilities
   t.same(after, before, 'nothing else in the manifest changed')
 
