@@ -53,3 +53,15 @@ def assert_matches_classify(result, batch: list[bytes]) -> list[dict]:
     np.testing.assert_allclose(result.as_numpy("confidence_threshold"), [e["confidence"]["threshold"] for e in expected], atol=1e-6, rtol=0)
     assert result.as_numpy("logits").shape == (len(batch), len(SPEC["labels"]))
     return expected
+
+
+def assert_top_classes(top, batch: list[bytes]) -> list[str]:
+    """The classification extension's rows ("value:index:label", best first) against POST /classify:
+    each image's first entry names its class. Returns the first entries' values."""
+    values = []
+    for row, img in zip(top, batch, strict=True):
+        expected = classify(img)
+        value, index, label = row[0].decode().split(":", 2)
+        assert int(index) == expected["classIndex"] and label == expected["label"]
+        values.append(value)
+    return values

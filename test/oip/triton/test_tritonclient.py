@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
-from live_service import INPUTS, MODEL, OUTPUTS, SPEC, URL, assert_matches_classify, classify, images  # test/oip/live_service.py
+from live_service import INPUTS, MODEL, OUTPUTS, SPEC, URL, assert_matches_classify, assert_top_classes, classify, images  # test/oip/live_service.py
 
 
 @pytest.fixture(scope="module")
@@ -89,10 +89,7 @@ def test_the_classification_extension(client):
     result = client.infer(MODEL, [image_input(batch)], outputs=[httpclient.InferRequestedOutput("logits", class_count=3)])
     top = result.as_numpy("logits")
     assert top.shape == (2, 3)
-    for row, img in zip(top, batch):
-        expected = classify(img)
-        value, index, label = row[0].decode().split(":", 2)
-        assert int(index) == expected["classIndex"] and label == expected["label"]
+    for value, img in zip(assert_top_classes(top, batch), batch):
         assert float(value) == pytest.approx(max(result_logits(img)), abs=1e-6)
 
 
