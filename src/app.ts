@@ -144,7 +144,7 @@ export const app = fp<AppOptions>(async function isomaxApp (fastify, opts) {
   await fastify.register(linger)
   await fastify.register(bodyBudget, { maxRequestBytes: config.MAX_REQUEST_BYTES, maxInflightBytes: config.MAX_INFLIGHT_BYTES, maxInflightBytesPerClient: config.MAX_INFLIGHT_BYTES_PER_CLIENT })
   await fastify.register(requestLog)
-  await fastify.register(metricsPlugin, { models: [...engine.manifest.models.values()] })
+  await fastify.register(metricsPlugin, { models: [...engine.manifest.models.values()], protocolOf: (url) => shapes.protocolFor(url) })
   await fastify.register(multipart, {
     limits: { fileSize: config.MAX_UPLOAD_BYTES, files: config.MAX_FILES, fields: 16, parts: config.MAX_FILES + 16 },
     throwFileSizeLimit: true

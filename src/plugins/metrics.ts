@@ -66,13 +66,10 @@ export function observeClassified (metrics: ServiceMetrics, model: string, queue
   if (ood.pValue !== undefined && Number.isFinite(ood.pValue)) metrics.oodPValue.observe({ model }, ood.pValue)
 }
 
-/** Which HTTP protocol a request spoke, by its path: /v2 is the Open Inference Protocol's. */
-export function httpProtocol (url: string): 'oip-http' | 'rest' {
-  return url === '/v2' || url.startsWith('/v2/') || url.startsWith('/v2?') ? 'oip-http' : 'rest'
-}
-
 export interface MetricsOptions {
   models: LoadedModel[]
+  /** The protocol an HTTP request spoke, by its URL (the protocols' prefixes: ErrorShapes.protocolFor). */
+  protocolOf: (url: string) => string
 }
 
 export default fp<MetricsOptions>(async function metricsPlugin (app, opts) {
@@ -225,7 +222,7 @@ export default fp<MetricsOptions>(async function metricsPlugin (app, opts) {
       route,
       method: req.method,
       status_code: String(reply.statusCode),
-      protocol: httpProtocol(req.url)
+      protocol: opts.protocolOf(req.url)
     }, reply.elapsedTime / 1000)
   })
 }, { name: 'metrics' })

@@ -21,8 +21,9 @@ export interface OipHttpOptions extends Omit<V2RouteOptions, 'repository'> {
 }
 
 export default async function oipHttpProtocol (app: FastifyInstance, opts: OipHttpOptions): Promise<void> {
-  // Errors before any route (the HTTP parser's, Expect) find this protocol by its prefix.
-  opts.shapes.add(OIP_PREFIX, oipErrors)
+  // Errors before any route (the HTTP parser's, Expect) and the request metrics find this
+  // protocol by its prefix.
+  opts.shapes.add(OIP_PREFIX, oipErrors, 'oip-http')
   app.setErrorHandler(errorHandler(oipErrors, opts.errors))
   app.setNotFoundHandler(notFoundHandler(oipErrors))
   // Content-Encoding gzip/deflate bodies, inflated to at most MAX_REQUEST_BYTES.
